@@ -1,0 +1,51 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "weft",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "weft", targets: ["weft"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Pure logic: addresses, config, leases, allocation, diffing. No syscalls, no I/O.
+        .target(name: "WeftCore"),
+
+        // The system SQLite library (Debian: libsqlite3-dev).
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // The lease store: the etcd-shaped key-value abstraction, its embedded SQLite
+        // implementation and Flannel's subnet layout on top of it.
+        .target(
+            name: "WeftStore",
+            dependencies: [
+                "WeftCore",
+                "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "weft",
+            dependencies: [
+                "WeftCore",
+                "WeftStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
+        .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
+        .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,33 @@
+/// What a starting node does about its lease, in Flannel's order: keep the lease that
+/// already carries its public IP; else take back the subnet it last wrote to its subnet
+/// file, if still free; else allocate a new one.
+public struct ReclaimPlan: Sendable, Equatable {
+    public enum Action: Sendable, Equatable {
+        /// Renew this existing lease of ours (its attributes, such as the VTEP MAC, carry over).
+        case renew(Lease)
+        /// Claim the subnet from our previous run's subnet file.
+        case claimPrevious(IPv4Prefix)
+        /// Nothing to reclaim: allocate a fresh subnet.
+        case allocate
+    }
+
+    public let action: Action
+    /// Leases with our public IP that no longer fit the config (resized or moved network):
+    /// delete them before acquiring, as Flannel does.
+    public let staleLeases: [IPv4Prefix]
+
+    public static func make(publicIP: IPv4Address, previousSubnet: IPv4Prefix?,
+                            leases: [Lease], config: NetworkConfig) -> ReclaimPlan {
+        let ours = leases.filter { $0.attributes.publicIP == publicIP }
+        let stale = ours.filter { !config.canAllocate($0.subnet) }.map(\.subnet)
+        if let current = ours.first(where: { config.canAllocate($0.subnet) }) {
+            return ReclaimPlan(action: .renew(current), staleLeases: stale)
+        }
+        let others = leases.filter { !stale.contains($0.subnet) }
+        if let previous = previousSubnet, config.canAllocate(previous),
+           !others.contains(where: { $0.subnet.overlaps(previous) }) {
+            return ReclaimPlan(action: .claimPrevious(previous), staleLeases: stale)
+        }
+        return ReclaimPlan(action: .allocate, staleLeases: stale)
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+import WeftCore
+
+/// Flannel's layout over any `KeyValueStore`: the network config at `<prefix>/config` and
+/// one key per lease at `<prefix>/subnets/<a.b.c.d>-<len>` holding Flannel's lease JSON.
+public struct SubnetRegistry: Sendable {
+    public static let defaultPrefix = "/coreos.com/network"
+
+    public let store: any KeyValueStore
+    public let prefix: String
+    let logger: Logger
+
+    public init(store: any KeyValueStore, prefix: String = defaultPrefix, logger: Logger = Logger(label: "weft.registry")) {
+        self.store = store
+        self.prefix = prefix.hasSuffix("/") ? String(prefix.dropLast()) : prefix
+        self.logger = logger
+    }
+
+    public var configKey: String { "\(prefix)/config" }
+    public var subnetsPrefix: String { "\(prefix)/subnets/" }
+
+    public func key(for subnet: IPv4Prefix) -> String {
+        subnetsPrefix + SubnetKey.format(subnet)
+    }
+
+    // MARK: Network config
+
+    /// The config text stored at `<prefix>/config`, or nil if none was stored.
+    public func networkConfigText() async throws -> String? {
+        try await store.get(configKey).map { String(decoding: $0.value, as: UTF8.self) }
+    }
+
+    /// Stores a config after checking it, so that no node ever reads an invalid one.
+    public func setNetworkConfig(_ text: String) async throws {
+        _ = try NetworkConfigParser.parse(text)
+        _ = try await store.put(configKey, value: Array(text.utf8), lease: 0, ifModRevision: nil)
+    }
+
+    // MARK: Leases
+
+    /// Every readable lease and the revision they were read at. Keys that are not leases
+    /// (wrong shape, not Flannel's JSON) are skipped with a warning naming the key, so one
+    /// bad entry never hides the others.
+    /// With `expirations`, each lease's expiry is looked up too (one store call per lease).
+    public func leases(expirations: Bool = false) async throws -> LeaseListing {
+        let (values, revision) = try await store.list(prefix: subnetsPrefix)
+        var leases: [RegisteredLease] = []
+        var skipped: [SkippedKey] = []
+        for stored in values {
+            switch decode(key: stored.key, value: stored.value) {
+            case .success(var lease):
+                if expirations, stored.lease != 0 {
+                    lease.expiration = try await store.expiration(ofLease: stored.lease)
+                }
+                leases.append(RegisteredLease(lease: lease, storeLease: stored.lease, modRevision: stored.modRevision))
+            case .failure(let problem):
+                skipped.append(problem)
+                logger.warning("skipping unreadable lease", metadata: ["key": "\(stored.key)", "reason": "\(problem.reason)"])
+            }
+        }
+        return LeaseListing(leases: leases, skipped: skipped, revision: revision)
+    }
+
+    /// Reads one key as a lease, or says why it is not one.
+    public func decode(key: String, value: [UInt8]) -> Result<Lease, SkippedKey> {
+        guard key.hasPrefix(subnetsPrefix), let subnet = SubnetKey.parse(key.dropFirst(subnetsPrefix.count)) else {
+            return .failure(SkippedKey(key: key, subnet: nil, reason: "the key is not <prefix>/subnets/<a.b.c.d>-<len>"))
+        }
+        do {
+            return .success(Lease(subnet: subnet, attributes: try LeaseAttributes.parse(Data(value))))
+        } catch {
+            return .failure(SkippedKey(key: key, subnet: subnet, reason: error.reason))
+        }
+    }
+
+    /// Creates a lease if the subnet is free. Nil when another node holds it.
+    public func createLease(subnet: IPv4Prefix, attributes: LeaseAttributes, ttlSeconds: Int64) async throws -> RegisteredLease? {
+        let grant = try await store.grantLease(ttlSeconds: ttlSeconds)
+        guard let revision = try await store.createIfAbsent(key(for: subnet), value: Array(attributes.serialized().utf8), lease: grant.id) else {
+            try? await store.revokeLease(grant.id)
+            return nil
+        }
+        return RegisteredLease(lease: Lease(subnet: subnet, attributes: attributes, expiration: grant.expiration),
+                               storeLease: grant.id, modRevision: revision)
+    }
+
+    /// Rewrites a lease we hold with new attributes and a fresh TTL, only if nobody changed
+    /// it since we read it. Nil when it changed (or vanished) under us.
+    public func replaceLease(_ current: RegisteredLease, attributes: LeaseAttributes, ttlSeconds: Int64) async throws -> RegisteredLease? {
+        let grant = try await store.grantLease(ttlSeconds: ttlSeconds)
+        guard let revision = try await store.put(key(for: current.lease.subnet), value: Array(attributes.serialized().utf8),
+                                                 lease: grant.id, ifModRevision: current.modRevision) else {
+            try? await store.revokeLease(grant.id)
+            return nil
+        }
+        return RegisteredLease(lease: Lease(subnet: current.lease.subnet, attributes: attributes, expiration: grant.expiration),
+                               storeLease: grant.id, modRevision: revision)
+    }
+
+    /// Extends a lease by its TTL. Throws `StoreError.leaseNotFound` if it already lapsed.
+    public func renewLease(_ current: RegisteredLease) async throws -> RegisteredLease {
+        let renewed = try await store.keepAlive(lease: current.storeLease)
+        var lease = current
+        lease.lease.expiration = renewed.expiration
+        return lease
+    }
+
+    /// Removes a lease (an operator evicting a node that is gone). Returns whether it existed.
+    public func deleteLease(subnet: IPv4Prefix) async throws -> Bool {
+        try await store.delete(key(for: subnet))
+    }
+
+    /// Lease changes from `revision` on. When history was compacted the stream lists the
+    /// store again and yields `.resync` with the full set; apply it with `LeaseDiff`.
+    public func watchLeases(fromRevision revision: Int64) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var next = revision
+                do {
+                    while !Task.isCancelled {
+                        var resumeAt: Int64?
+                        for try await response in store.watch(prefix: subnetsPrefix, fromRevision: next) {
+                            switch response {
+                            case .events(let events, _):
+                                for event in events {
+                                    if let change = translate(event) { continuation.yield(change) }
+                                }
+                            case .compacted:
+                                let listing = try await leases()
+                                continuation.yield(.resync(listing.leases.map(\.lease), revision: listing.revision))
+                                resumeAt = listing.revision + 1
+                            }
+                        }
+                        guard let resumeAt else { break }
+                        next = resumeAt
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func translate(_ event: WatchEvent) -> LeaseWatchEvent? {
+        switch event.kind {
+        case .put:
+            switch decode(key: event.key, value: event.value) {
+            case .success(let lease):
+                return .put(lease, revision: event.revision)
+            case .failure(let problem):
+                logger.warning("skipping unreadable lease", metadata: ["key": "\(event.key)", "reason": "\(problem.reason)"])
+                return nil
+            }
+        case .delete:
+            guard let subnet = SubnetKey.parse(event.key.dropFirst(subnetsPrefix.count)) else { return nil }
+            return .delete(subnet, revision: event.revision)
+        }
+    }
+}
+
+/// A lease together with the store's handles on it.
+public struct RegisteredLease: Sendable, Equatable {
+    public var lease: Lease
+    /// The store's TTL lease the key is attached to.
+    public var storeLease: Int64
+    /// The key's mod revision, for compare-and-swap.
+    public var modRevision: Int64
+}
+
+/// All leases at one revision, and the keys that could not be read.
+public struct LeaseListing: Sendable {
+    public let leases: [RegisteredLease]
+    public let skipped: [SkippedKey]
+    public let revision: Int64
+}
+
+/// A key under the subnets prefix that is not a readable lease.
+public struct SkippedKey: Error, Sendable, Equatable {
+    public let key: String
+    /// The subnet the key names, when its shape is right: still held, though unreadable.
+    public let subnet: IPv4Prefix?
+    public let reason: String
+}
+
+/// A change to the lease set.
+public enum LeaseWatchEvent: Sendable, Equatable {
+    case put(Lease, revision: Int64)
+    case delete(IPv4Prefix, revision: Int64)
+    /// History was lost: this is the whole set at `revision`.
+    case resync([Lease], revision: Int64)
+}
