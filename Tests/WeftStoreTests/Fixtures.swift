@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import WeftCore
+@testable import WeftStore
+
+/// A private directory per test, removed when the test ends.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("weft-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+}
+
+/// A clock the test moves by hand, so TTL tests need no sleeping.
+final class ManualClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = Date(timeIntervalSince1970: 1_800_000_000)
+
+    var now: Date {
+        lock.withLock { current }
+    }
+
+    func advance(seconds: TimeInterval) {
+        lock.withLock { current = current.addingTimeInterval(seconds) }
+    }
+}
+
+/// Collects log lines so tests can check what was warned about.
+final class LogRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+
+    var messages: [String] { lock.withLock { lines } }
+
+    func logger() -> Logger {
+        Logger(label: "test") { _ in RecordingHandler(recorder: self) }
+    }
+
+    fileprivate func append(_ line: String) {
+        lock.withLock { lines.append(line) }
+    }
+}
+
+private struct RecordingHandler: LogHandler {
+    let recorder: LogRecorder
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+             file: String, function: String, line: UInt) {
+        let fields = (metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        recorder.append("\(level) \(message) \(fields)")
+    }
+}
+
+/// Collects `count` items from a stream, failing if they do not arrive within `seconds`.
+func collect<T: Sendable>(_ count: Int, from stream: AsyncThrowingStream<T, any Error>, within seconds: Double = 10) async throws -> [T] {
+    try await withThrowingTaskGroup(of: [T].self) { group in
+        group.addTask {
+            var items: [T] = []
+            for try await item in stream {
+                items.append(item)
+                if items.count == count { break }
+            }
+            return items
+        }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            throw CollectTimeout(expected: count)
+        }
+        let items = try await group.next()!
+        group.cancelAll()
+        return items
+    }
+}
+
+struct CollectTimeout: Error, CustomStringConvertible {
+    let expected: Int
+    var description: String { "the stream did not yield \(expected) items in time" }
+}
+
+func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
