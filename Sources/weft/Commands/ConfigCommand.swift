@@ -40,8 +40,10 @@ struct ConfigCommand: AsyncParsableCommand {
         var file: String
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
+            logging.bootstrap()
             _ = try ConfigFile.load(file)
             let text = String(decoding: try ConfigFile.read(file), as: UTF8.self)
             let registry = try storeOptions.makeRegistry()

@@ -16,10 +16,12 @@ struct LeasesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List every lease: subnet, public IP, backend, VTEP MAC, expiry.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
         @Flag(help: "Print JSON: one object per lease, with Flannel's lease attributes.")
         var json = false
 
         func run() async throws {
+            logging.bootstrap()
             let listing = try await storeOptions.makeRegistry().leases(expirations: true)
             for skipped in listing.skipped {
                 FileHandle.standardError.write(Data("warning: skipped \(skipped.key): \(skipped.reason)\n".utf8))
@@ -43,6 +45,7 @@ struct LeasesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print lease changes as they happen, one per line, in revision order.")
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
         @Option(help: "Replay history from this revision (default: only changes from now on).")
         var fromRevision: Int64?
         @Option(help: "Exit after printing this many changes.")
@@ -51,6 +54,7 @@ struct LeasesCommand: AsyncParsableCommand {
         var json = false
 
         func run() async throws {
+            logging.bootstrap()
             let registry = try storeOptions.makeRegistry()
             let start: Int64
             if let fromRevision { start = fromRevision } else { start = try await registry.leases().revision + 1 }
@@ -72,6 +76,7 @@ struct LeasesCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
         @Option(help: "The node's public (underlay) IPv4 address.")
         var publicIP: String
         @Option(help: "The VTEP MAC to publish for a vxlan network (default: a random local address).")
@@ -99,6 +104,7 @@ struct LeasesCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            logging.bootstrap()
             let registry = try storeOptions.makeRegistry()
             let config = try await NetworkConfigSource.load(path: netConfigPath, registry: registry)
             let address = IPv4Address(publicIP)!
@@ -128,10 +134,12 @@ struct LeasesCommand: AsyncParsableCommand {
         )
 
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
         @Argument(help: "The leased subnet, such as 10.244.3.0/24.")
         var subnet: String
 
         func run() async throws {
+            logging.bootstrap()
             guard let prefix = IPv4Prefix(subnet) else {
                 throw CommandFailure("\(subnet) is not a subnet such as 10.244.3.0/24")
             }
