@@ -33,6 +33,21 @@ let package = Package(
             ]
         ),
 
+        // libbpf (Debian: libbpf-dev), and the one C adapter that calls it.
+        .systemLibrary(
+            name: "CLibBPF",
+            pkgConfig: "libbpf",
+            providers: [.apt(["libbpf-dev"])]
+        ),
+        .target(
+            name: "CWeftBPF",
+            dependencies: ["CLibBPF"],
+            linkerSettings: [.linkedLibrary("bpf")]
+        ),
+
+        // Loading, pinning and attaching the TC programs in bpf/, and typed access to their maps.
+        .target(name: "WeftBPF", dependencies: ["WeftCore", "CWeftBPF", "CLibBPF"]),
+
         .executableTarget(
             name: "weft",
             dependencies: [
@@ -46,6 +61,7 @@ let package = Package(
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore"]),
+        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,31 @@
+/* The one adapter over libbpf: everything Swift cannot call directly (opts structs
+ * built with LIBBPF_OPTS, BTF walks), each returning 0 or a negative errno. */
+#ifndef WEFT_BPF_H
+#define WEFT_BPF_H
+
+#include <stddef.h>
+#include <linux/types.h>
+#include "weft_maps.h"
+
+struct bpf_object;
+
+/* Opens an object file; maps marked LIBBPF_PIN_BY_NAME are pinned (or reused) under pin_root. */
+struct bpf_object *weft_object_open(const char *path, const char *pin_root, int *error);
+
+/* Sets a `const volatile` global before load. -ENOENT: no such variable; -EINVAL: wrong size. */
+int weft_object_set_global(struct bpf_object *object, const char *name, const void *value, size_t size);
+
+/* Attaches a program at the TC ingress (ingress != 0) or egress hook of an interface,
+ * creating the clsact qdisc if needed (tolerating one that exists). */
+int weft_tc_attach(int ifindex, int ingress, int program_fd, __u32 handle, __u32 priority);
+
+/* Detaches the filter Weft attached at that hook; the qdisc stays for others. */
+int weft_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority);
+
+/* The id of the program attached at that hook and priority, or a negative errno. */
+int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *program_id);
+
+/* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
+int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval);
+
+#endif

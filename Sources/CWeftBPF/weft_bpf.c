@@ -1,0 +1,110 @@
+#include "weft_bpf.h"
+
+#include <errno.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+struct bpf_object *weft_object_open(const char *path, const char *pin_root, int *error)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+	struct bpf_object *object = bpf_object__open_file(path, &opts);
+
+	*error = object ? 0 : -errno;
+	return object;
+}
+
+static struct bpf_map *rodata_map(struct bpf_object *object)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, object) {
+		const char *name = bpf_map__name(map);
+		size_t length = strlen(name);
+
+		if (bpf_map__is_internal(map) && length >= 7 && strcmp(name + length - 7, ".rodata") == 0)
+			return map;
+	}
+	return NULL;
+}
+
+int weft_object_set_global(struct bpf_object *object, const char *name, const void *value, size_t size)
+{
+	struct btf *btf = bpf_object__btf(object);
+	struct bpf_map *map = rodata_map(object);
+	const struct btf_var_secinfo *info;
+	const struct btf_type *section;
+	size_t data_size = 0;
+	__u8 *data;
+	int id, i;
+
+	if (!btf || !map)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return -ENOENT;
+	section = btf__type_by_id(btf, id);
+	data = bpf_map__initial_value(map, &data_size);
+	if (!data)
+		return -ENOENT;
+	info = btf_var_secinfos(section);
+	for (i = 0; i < btf_vlen(section); i++, info++) {
+		const struct btf_type *variable = btf__type_by_id(btf, info->type);
+
+		if (strcmp(btf__name_by_offset(btf, variable->name_off), name) != 0)
+			continue;
+		if (info->size != size || info->offset + size > data_size)
+			return -EINVAL;
+		memcpy(data + info->offset, value, size);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+int weft_tc_attach(int ifindex, int ingress, int program_fd, __u32 handle, __u32 priority)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority,
+		    .prog_fd = program_fd, .flags = BPF_TC_F_REPLACE);
+	int err = bpf_tc_hook_create(&hook);
+
+	if (err && err != -EEXIST)
+		return err;
+	return bpf_tc_attach(&hook, &opts);
+}
+
+int weft_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+
+	return bpf_tc_detach(&hook, &opts);
+}
+
+int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *program_id)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
+		    .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);
+	int err = bpf_tc_query(&hook, &opts);
+
+	if (!err)
+		*program_id = opts.prog_id;
+	return err;
+}
+
+int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = size,
+		    .data_out = out, .data_size_out = *out_size, .repeat = 1);
+	int err = bpf_prog_test_run_opts(program_fd, &opts);
+
+	if (err)
+		return err;
+	*out_size = opts.data_size_out;
+	*retval = opts.retval;
+	return 0;
+}

@@ -1,0 +1,212 @@
+import CLibBPF
+import CWeftBPF
+import Foundation
+import WeftCore
+
+/// A map file descriptor with typed, plain-struct keys and values.
+public struct BPFMap<Key, Value> {
+    public let descriptor: Int32
+    public let name: String
+
+    public init(descriptor: Int32, name: String) {
+        self.descriptor = descriptor
+        self.name = name
+    }
+
+    public func update(_ key: Key, _ value: Value) throws(BPFError) {
+        var key = key
+        var value = value
+        let result = bpf_map_update_elem(descriptor, &key, &value, UInt64(BPF_ANY))
+        guard result == 0 else { throw BPFError("update map", name, errno: result) }
+    }
+
+    /// Removes a key; false if it was not there.
+    @discardableResult
+    public func delete(_ key: Key) throws(BPFError) -> Bool {
+        var key = key
+        let result = bpf_map_delete_elem(descriptor, &key)
+        if result == -ENOENT { return false }
+        guard result == 0 else { throw BPFError("delete from map", name, errno: result) }
+        return true
+    }
+
+    public func lookup(_ key: Key, initial: Value) throws(BPFError) -> Value? {
+        var key = key
+        var value = initial
+        let result = bpf_map_lookup_elem(descriptor, &key, &value)
+        if result == -ENOENT { return nil }
+        guard result == 0 else { throw BPFError("look up in map", name, errno: result) }
+        return value
+    }
+
+    /// Every key, in the map's iteration order.
+    public func keys(initial: Key) throws(BPFError) -> [Key] {
+        var keys: [Key] = []
+        var current = initial
+        var next = initial
+        var result = bpf_map_get_next_key(descriptor, nil, &next)
+        while result == 0 {
+            keys.append(next)
+            current = next
+            result = bpf_map_get_next_key(descriptor, &current, &next)
+        }
+        guard result == -ENOENT else { throw BPFError("iterate map", name, errno: result) }
+        return keys
+    }
+}
+
+/// Peer subnets and how to reach them (`weft_peers`, an LPM trie).
+public struct PeerMap {
+    public static let name = "weft_peers"
+    public let map: BPFMap<weft_peer_key, weft_peer>
+
+    public init(descriptor: Int32) {
+        map = BPFMap(descriptor: descriptor, name: Self.name)
+    }
+
+    public func set(_ subnet: IPv4Prefix, _ peer: PeerRoute) throws(BPFError) {
+        try map.update(Self.key(subnet), peer.mapValue)
+    }
+
+    public func remove(_ subnet: IPv4Prefix) throws(BPFError) -> Bool {
+        try map.delete(Self.key(subnet))
+    }
+
+    public func entries() throws(BPFError) -> [IPv4Prefix: PeerRoute] {
+        var result: [IPv4Prefix: PeerRoute] = [:]
+        for key in try map.keys(initial: weft_peer_key()) {
+            guard let value = try map.lookup(key, initial: weft_peer()),
+                  let subnet = IPv4Prefix(network: IPv4Address(UInt32(bigEndian: key.addr)), length: Int(key.prefixlen))
+            else { continue }
+            result[subnet] = PeerRoute(mapValue: value)
+        }
+        return result
+    }
+
+    static func key(_ subnet: IPv4Prefix) -> weft_peer_key {
+        weft_peer_key(prefixlen: UInt32(subnet.length), addr: subnet.network.value.bigEndian)
+    }
+}
+
+/// How to reach one peer subnet.
+public struct PeerRoute: Sendable, Equatable {
+    public enum Mode: UInt8, Sendable {
+        case vxlan = 1
+        case direct = 2
+    }
+
+    public var underlayIP: IPv4Address
+    public var vtepMAC: MACAddress
+    public var mode: Mode
+
+    public init(underlayIP: IPv4Address, vtepMAC: MACAddress, mode: Mode) {
+        self.underlayIP = underlayIP
+        self.vtepMAC = vtepMAC
+        self.mode = mode
+    }
+
+    var mapValue: weft_peer {
+        let mac = vtepMAC.bytes
+        return weft_peer(underlay_ip: underlayIP.value.bigEndian,
+                         vtep_mac: (mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]),
+                         mode: mode.rawValue, reserved: 0)
+    }
+
+    init(mapValue value: weft_peer) {
+        let mac = value.vtep_mac
+        underlayIP = IPv4Address(UInt32(bigEndian: value.underlay_ip))
+        vtepMAC = MACAddress(bytes: [mac.0, mac.1, mac.2, mac.3, mac.4, mac.5])!
+        mode = Mode(rawValue: value.mode) ?? .vxlan
+    }
+}
+
+/// Pods on this node (`weft_endpoints`).
+public struct EndpointMap {
+    public static let name = "weft_endpoints"
+    public let map: BPFMap<weft_endpoint_key, weft_endpoint>
+
+    public init(descriptor: Int32) {
+        map = BPFMap(descriptor: descriptor, name: Self.name)
+    }
+
+    public func set(_ address: IPv4Address, _ endpoint: LocalEndpoint) throws(BPFError) {
+        let pod = endpoint.podMAC.bytes
+        let host = endpoint.hostMAC.bytes
+        try map.update(weft_endpoint_key(addr: address.value.bigEndian),
+                       weft_endpoint(ifindex: endpoint.hostInterfaceIndex,
+                                     pod_mac: (pod[0], pod[1], pod[2], pod[3], pod[4], pod[5]),
+                                     host_mac: (host[0], host[1], host[2], host[3], host[4], host[5]),
+                                     reserved: 0))
+    }
+
+    public func remove(_ address: IPv4Address) throws(BPFError) -> Bool {
+        try map.delete(weft_endpoint_key(addr: address.value.bigEndian))
+    }
+}
+
+/// A pod on this node, as the dataplane delivers to it.
+public struct LocalEndpoint: Sendable, Equatable {
+    public var hostInterfaceIndex: UInt32
+    public var podMAC: MACAddress
+    public var hostMAC: MACAddress
+
+    public init(hostInterfaceIndex: UInt32, podMAC: MACAddress, hostMAC: MACAddress) {
+        self.hostInterfaceIndex = hostInterfaceIndex
+        self.podMAC = podMAC
+        self.hostMAC = hostMAC
+    }
+}
+
+/// Underlay IP of each VXLAN peer -> its subnet (`weft_tunnels`), for decap checks.
+public struct TunnelMap {
+    public static let name = "weft_tunnels"
+    public let map: BPFMap<weft_tunnel_key, weft_peer_key>
+
+    public init(descriptor: Int32) {
+        map = BPFMap(descriptor: descriptor, name: Self.name)
+    }
+
+    public func set(_ underlayIP: IPv4Address, subnet: IPv4Prefix) throws(BPFError) {
+        try map.update(weft_tunnel_key(underlay_ip: underlayIP.value.bigEndian), PeerMap.key(subnet))
+    }
+
+    public func remove(_ underlayIP: IPv4Address) throws(BPFError) -> Bool {
+        try map.delete(weft_tunnel_key(underlay_ip: underlayIP.value.bigEndian))
+    }
+}
+
+/// The per-CPU outcome counters (`weft_counters`), summed over CPUs.
+public struct CounterMap {
+    public static let name = "weft_counters"
+    public let descriptor: Int32
+
+    public init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    public func totals() throws(BPFError) -> [DataplaneCounter: (packets: UInt64, bytes: UInt64)] {
+        let cpus = Int(libbpf_num_possible_cpus())
+        guard cpus > 0 else { throw BPFError("count possible CPUs for", Self.name, errno: Int32(-cpus)) }
+        var result: [DataplaneCounter: (packets: UInt64, bytes: UInt64)] = [:]
+        for counter in DataplaneCounter.allCases {
+            var key = counter.rawValue
+            var values = [weft_counter_value](repeating: weft_counter_value(), count: cpus)
+            let status = bpf_map_lookup_elem(descriptor, &key, &values)
+            guard status == 0 else { throw BPFError("read counter \(counter) from", Self.name, errno: status) }
+            result[counter] = (values.reduce(0) { $0 + $1.packets }, values.reduce(0) { $0 + $1.bytes })
+        }
+        return result
+    }
+}
+
+/// What happened to a packet, as the programs count it (`enum weft_counter`).
+public enum DataplaneCounter: UInt32, CaseIterable, Sendable {
+    case encapsulated = 0
+    case routedDirect = 1
+    case deliveredLocal = 2
+    case passedToStack = 3
+    case droppedBadVNI = 4
+    case droppedUnknownPeer = 5
+    case droppedSpoofedSource = 6
+    case droppedMalformed = 7
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Glibc
+import Testing
+import WeftBPF
+import WeftCore
+
+let isRoot = getuid() == 0
+
+/// The compiled programs in the source tree (`make -C bpf`, which scripts/setup runs).
+enum BuiltPrograms {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("bpf/out").path
+
+    static func path(_ name: String) -> String { "\(directory)/\(name).bpf.o" }
+}
+
+/// A private bpffs mount for one test's pinned maps, unmounted and removed at the end.
+final class PinDirectory {
+    let path: String
+
+    init() throws {
+        path = "/run/weft-test-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard mount("bpf", path, "bpf", 0, nil) == 0 else {
+            let error = errno
+            try? FileManager.default.removeItem(atPath: path)
+            throw BPFError("mount bpffs at", path, errno: error)
+        }
+    }
+
+    deinit {
+        umount2(path, Int32(MNT_DETACH))
+        rmdir(path)
+    }
+}
+
+/// A program loaded with test globals, and its maps.
+struct LoadedProgram {
+    static let ourVTEP = MACAddress("02:00:00:00:00:01")!
+    static let globals = DataplaneGlobals(vni: 1, vtepMAC: ourVTEP, vxlanInterfaceIndex: 1, underlayInterfaceIndex: 1, tunnelMTU: 1450)
+
+    let object: BPFObject
+    let name: String
+    let peers: PeerMap
+    let endpoints: EndpointMap
+    let tunnels: TunnelMap
+    let counters: CounterMap
+
+    init(_ name: String, pins: PinDirectory, globals: DataplaneGlobals = globals) throws {
+        object = try BPFObject(path: BuiltPrograms.path(name), pinDirectory: pins.path)
+        try globals.apply(to: object)
+        try object.load()
+        self.name = name
+        peers = PeerMap(descriptor: try object.mapDescriptor(PeerMap.name))
+        endpoints = EndpointMap(descriptor: try object.mapDescriptor(EndpointMap.name))
+        tunnels = TunnelMap(descriptor: try object.mapDescriptor(TunnelMap.name))
+        counters = CounterMap(descriptor: try object.mapDescriptor(CounterMap.name))
+    }
+
+    func run(_ packet: [UInt8]) throws -> ProgramTestRun.Outcome {
+        try ProgramTestRun.run(programDescriptor: try object.programDescriptor(name), name: name, packet: packet)
+    }
+
+    func packets(_ counter: DataplaneCounter) throws -> UInt64 {
+        try counters.totals()[counter]?.packets ?? 0
+    }
+}
+
+/// TC actions (linux/pkt_cls.h).
+enum TCAction {
+    static let ok: UInt32 = 0
+    static let shot: UInt32 = 2
+    static let redirect: UInt32 = 7
+}
+
+/// Builds Ethernet frames carrying IPv4/UDP, with correct header checksums.
+struct Frame {
+    var destinationMAC = MACAddress("02:00:00:00:00:fe")!
+    var sourceMAC = MACAddress("02:00:00:00:00:aa")!
+    var etherType: UInt16 = 0x0800
+    var source = IPv4Address("10.244.1.2")!
+    var destination = IPv4Address("10.244.2.3")!
+    var ttl: UInt8 = 64
+    var payload = [UInt8](repeating: 0x5a, count: 32)
+
+    var bytes: [UInt8] {
+        var frame = destinationMAC.bytes + sourceMAC.bytes + [UInt8(etherType >> 8), UInt8(etherType & 0xff)]
+        guard etherType == 0x0800 else { return frame + payload }
+        let udp: [UInt8] = [0x30, 0x39, 0x00, 0x50, UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xff), 0, 0]
+        let totalLength = 20 + udp.count + payload.count
+        var header: [UInt8] = [0x45, 0, UInt8(totalLength >> 8), UInt8(totalLength & 0xff), 0x12, 0x34, 0x40, 0, ttl, 17, 0, 0]
+        header += source.octets + destination.octets
+        let checksum = Frame.checksum(header)
+        header[10] = UInt8(checksum >> 8)
+        header[11] = UInt8(checksum & 0xff)
+        frame += header + udp + payload
+        return frame
+    }
+
+    static func checksum(_ header: [UInt8]) -> UInt16 {
+        var sum: UInt32 = 0
+        for index in stride(from: 0, to: header.count, by: 2) {
+            sum += UInt32(header[index]) << 8 | UInt32(header[index + 1])
+        }
+        while sum >> 16 != 0 { sum = (sum & 0xffff) + (sum >> 16) }
+        return ~UInt16(sum)
+    }
+}
+
+/// Views into a frame a program returned.
+extension Array where Element == UInt8 {
+    var destinationMAC: MACAddress { MACAddress(bytes: Array(self[0..<6]))! }
+    var sourceMAC: MACAddress { MACAddress(bytes: Array(self[6..<12]))! }
+    var ttl: UInt8 { self[14 + 8] }
+    var ipv4Header: [UInt8] { Array(self[14..<34]) }
+    /// True when the IPv4 header's checksum verifies (sums to zero).
+    var ipv4ChecksumIsValid: Bool { Frame.checksum(ipv4Header) == 0 }
+}

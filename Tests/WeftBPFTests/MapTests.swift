@@ -1,0 +1,38 @@
+import Foundation
+import Testing
+import WeftBPF
+import WeftCore
+
+@Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
+struct MapTests {
+    let pins = try! PinDirectory()
+
+    @Test func mapsArePinnedByNameAndSharedByEveryProgram() throws {
+        let fromPod = try LoadedProgram("from_pod", pins: pins)
+        let route = PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: MACAddress("a6:00:00:00:00:02")!, mode: .vxlan)
+        try fromPod.peers.set(IPv4Prefix("10.244.2.0/24")!, route)
+        for name in [PeerMap.name, EndpointMap.name, TunnelMap.name, CounterMap.name] {
+            #expect(FileManager.default.fileExists(atPath: "\(pins.path)/\(name)"), "\(name) pinned")
+        }
+        let fromOverlay = try LoadedProgram("from_overlay", pins: pins)
+        #expect(try fromOverlay.peers.entries() == [IPv4Prefix("10.244.2.0/24")!: route])
+        #expect(try fromPod.peers.remove(IPv4Prefix("10.244.2.0/24")!))
+        #expect(try fromOverlay.peers.entries().isEmpty)
+        #expect(try fromPod.peers.remove(IPv4Prefix("10.244.2.0/24")!) == false)
+    }
+
+    @Test func aMissingObjectFileSaysHowToBuildIt() {
+        #expect {
+            _ = try BPFObject(path: "/nonexistent/from_pod.bpf.o", pinDirectory: pins.path)
+        } throws: { error in
+            "\(error)".contains("open BPF object /nonexistent/from_pod.bpf.o") && "\(error)".contains("make -C bpf")
+        }
+    }
+
+    @Test func anUnknownGlobalIsNamed() throws {
+        let object = try BPFObject(path: BuiltPrograms.path("from_pod"), pinDirectory: pins.path)
+        #expect(throws: BPFError("set global weft_nonsense in", BuiltPrograms.path("from_pod"), errno: ENOENT)) {
+            try object.setGlobal("weft_nonsense", 1)
+        }
+    }
+}

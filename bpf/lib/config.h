@@ -1,0 +1,19 @@
+/* Runtime settings, written by the loader into .rodata before the program loads; the
+ * verifier then sees them as constants and prunes the branches they rule out. */
+#ifndef WEFT_LIB_CONFIG_H
+#define WEFT_LIB_CONFIG_H
+
+#include <linux/types.h>
+
+/* The VXLAN network identifier peers expect (Flannel's VNI, 1 by default). */
+const volatile __u32 weft_vni = 1;
+/* This node's VTEP MAC: the inner source MAC of what it encapsulates. */
+const volatile __u8 weft_vtep_mac[6] = {};
+/* The collect_md vxlan device. */
+const volatile __u32 weft_vxlan_ifindex = 0;
+/* The underlay interface, for direct routes. */
+const volatile __u32 weft_underlay_ifindex = 0;
+/* The largest IPv4 packet the tunnel carries unfragmented (underlay MTU - 50). */
+const volatile __u32 weft_tunnel_mtu = 1450;
+
+#endif

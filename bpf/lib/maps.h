@@ -1,0 +1,68 @@
+/* The maps every program shares, pinned by name so that all programs (and the loader
+ * after a restart) use the same instances. */
+#ifndef WEFT_LIB_MAPS_H
+#define WEFT_LIB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "weft_maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct weft_peer_key);
+	__type(value, struct weft_peer);
+	__uint(max_entries, WEFT_MAX_PEERS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct weft_tunnel_key);
+	__type(value, struct weft_peer_key);
+	__uint(max_entries, WEFT_MAX_PEERS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_tunnels SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct weft_endpoint_key);
+	__type(value, struct weft_endpoint);
+	__uint(max_entries, WEFT_MAX_ENDPOINTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct weft_counter_value);
+	__uint(max_entries, WEFT_CTR_COUNT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_counters SEC(".maps");
+
+static __always_inline void count(struct __sk_buff *skb, enum weft_counter counter)
+{
+	__u32 key = counter;
+	struct weft_counter_value *value = bpf_map_lookup_elem(&weft_counters, &key);
+
+	if (value) {
+		value->packets++;
+		value->bytes += skb->len;
+	}
+}
+
+static __always_inline struct weft_peer *lookup_peer(__u32 addr)
+{
+	struct weft_peer_key key = { .prefixlen = 32, .addr = addr };
+
+	return bpf_map_lookup_elem(&weft_peers, &key);
+}
+
+static __always_inline struct weft_endpoint *lookup_endpoint(__u32 addr)
+{
+	struct weft_endpoint_key key = { .addr = addr };
+
+	return bpf_map_lookup_elem(&weft_endpoints, &key);
+}
+
+#endif
