@@ -53,15 +53,18 @@ let package = Package(
             dependencies: [
                 "WeftCore",
                 "WeftStore",
+                "WeftBPF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
+        // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
+        .target(name: "WeftTestSupport", path: "Tests/WeftTestSupport"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
-        .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore"]),
-        .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore"]),
-        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore"]),
+        .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

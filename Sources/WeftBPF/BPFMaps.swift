@@ -142,6 +142,20 @@ public struct EndpointMap {
     public func remove(_ address: IPv4Address) throws(BPFError) -> Bool {
         try map.delete(weft_endpoint_key(addr: address.value.bigEndian))
     }
+
+    public func entries() throws(BPFError) -> [IPv4Address: LocalEndpoint] {
+        var result: [IPv4Address: LocalEndpoint] = [:]
+        for key in try map.keys(initial: weft_endpoint_key()) {
+            guard let value = try map.lookup(key, initial: weft_endpoint()) else { continue }
+            let pod = value.pod_mac
+            let host = value.host_mac
+            result[IPv4Address(UInt32(bigEndian: key.addr))] = LocalEndpoint(
+                hostInterfaceIndex: value.ifindex,
+                podMAC: MACAddress(bytes: [pod.0, pod.1, pod.2, pod.3, pod.4, pod.5])!,
+                hostMAC: MACAddress(bytes: [host.0, host.1, host.2, host.3, host.4, host.5])!)
+        }
+        return result
+    }
 }
 
 /// A pod on this node, as the dataplane delivers to it.
@@ -200,7 +214,7 @@ public struct CounterMap {
 }
 
 /// What happened to a packet, as the programs count it (`enum weft_counter`).
-public enum DataplaneCounter: UInt32, CaseIterable, Sendable {
+public enum DataplaneCounter: UInt32, CaseIterable, Sendable, CustomStringConvertible {
     case encapsulated = 0
     case routedDirect = 1
     case deliveredLocal = 2
@@ -209,4 +223,18 @@ public enum DataplaneCounter: UInt32, CaseIterable, Sendable {
     case droppedUnknownPeer = 5
     case droppedSpoofedSource = 6
     case droppedMalformed = 7
+
+    /// The name `weft maps counters` and the metrics use.
+    public var description: String {
+        switch self {
+        case .encapsulated: "encapsulated"
+        case .routedDirect: "routed_direct"
+        case .deliveredLocal: "delivered_local"
+        case .passedToStack: "passed_to_stack"
+        case .droppedBadVNI: "dropped_bad_vni"
+        case .droppedUnknownPeer: "dropped_unknown_peer"
+        case .droppedSpoofedSource: "dropped_spoofed_source"
+        case .droppedMalformed: "dropped_malformed"
+        }
+    }
 }

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 import WeftBPF
 import WeftCore
+@_exported import WeftTestSupport
 
 let isRoot = getuid() == 0
 
@@ -12,26 +13,6 @@ enum BuiltPrograms {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("bpf/out").path
 
     static func path(_ name: String) -> String { "\(directory)/\(name).bpf.o" }
-}
-
-/// A private bpffs mount for one test's pinned maps, unmounted and removed at the end.
-final class PinDirectory {
-    let path: String
-
-    init() throws {
-        path = "/run/weft-test-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        guard mount("bpf", path, "bpf", 0, nil) == 0 else {
-            let error = errno
-            try? FileManager.default.removeItem(atPath: path)
-            throw BPFError("mount bpffs at", path, errno: error)
-        }
-    }
-
-    deinit {
-        umount2(path, Int32(MNT_DETACH))
-        rmdir(path)
-    }
 }
 
 /// A program loaded with test globals, and its maps.

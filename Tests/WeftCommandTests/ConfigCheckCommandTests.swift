@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftTestSupport
 
 @Suite struct ConfigCheckCommandTests {
     let directory = try! TemporaryDirectory()

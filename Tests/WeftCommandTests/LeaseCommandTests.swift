@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WeftTestSupport
 
 /// Several `weft` processes sharing one embedded store, as the nodes of a one-machine cluster do.
 @Suite struct LeaseCommandTests {

@@ -2,22 +2,7 @@ import Foundation
 import Logging
 import WeftCore
 @testable import WeftStore
-
-/// A private directory per test, removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("weft-test-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: path)
-    }
-
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-}
+@_exported import WeftTestSupport
 
 /// A clock the test moves by hand, so TTL tests need no sleeping.
 final class ManualClock: @unchecked Sendable {

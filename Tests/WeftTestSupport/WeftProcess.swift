@@ -1,9 +1,9 @@
 import Foundation
 
 /// Runs the `weft` executable that `swift build` put beside the test bundle.
-struct WeftProcess {
+public struct WeftProcess {
     /// The built binary: `$WEFT_BINARY`, or `weft` next to this test executable.
-    static let binary: String = {
+    public static let binary: String = {
         if let path = ProcessInfo.processInfo.environment["WEFT_BINARY"] { return path }
         let testExecutable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         var directory = testExecutable.deletingLastPathComponent()
@@ -14,20 +14,20 @@ struct WeftProcess {
         return directory.appendingPathComponent("weft").path
     }()
 
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
+    public struct Result {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
     }
 
     /// A started process; `finish()` waits for it and collects its output.
-    final class Running {
+    public final class Running {
         let process = Process()
         private let stdoutPipe = Pipe()
         private let stderrPipe = Pipe()
         private var stdoutData = Data()
 
-        init(_ arguments: [String]) throws {
+        public init(_ arguments: [String]) throws {
             process.executableURL = URL(fileURLWithPath: WeftProcess.binary)
             process.arguments = arguments
             process.standardOutput = stdoutPipe
@@ -36,9 +36,9 @@ struct WeftProcess {
             try process.run()
         }
 
-        var pid: Int32 { process.processIdentifier }
+        public var pid: Int32 { process.processIdentifier }
 
-        func finish() -> Result {
+        public func finish() -> Result {
             let output = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
             let errors = stderrPipe.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
@@ -47,21 +47,21 @@ struct WeftProcess {
         }
 
         /// Stops the process if it is still running (only this one, by its PID).
-        func stop() {
+        public func stop() {
             if process.isRunning { process.terminate() }
         }
     }
 
-    static func run(_ arguments: [String]) throws -> Result {
+    public static func run(_ arguments: [String]) throws -> Result {
         try Running(arguments).finish()
     }
 }
 
 /// A private directory per test, removed when the test ends.
-final class TemporaryDirectory {
-    let path: String
+public final class TemporaryDirectory {
+    public let path: String
 
-    init() throws {
+    public init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("weft-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
@@ -70,10 +70,10 @@ final class TemporaryDirectory {
         try? FileManager.default.removeItem(atPath: path)
     }
 
-    func file(_ name: String) -> String { "\(path)/\(name)" }
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
 
     @discardableResult
-    func write(_ name: String, _ text: String) throws -> String {
+    public func write(_ name: String, _ text: String) throws -> String {
         try text.write(toFile: file(name), atomically: true, encoding: .utf8)
         return file(name)
     }

@@ -1,0 +1,36 @@
+import CLibBPF
+import Foundation
+
+/// The maps a node's dataplane pinned in its bpffs directory, opened by path: how the
+/// CLI and a restarted daemon reach the same maps the running programs use.
+public struct PinnedMaps {
+    /// Where Weft pins by default: a bpffs of its own, so `ip netns exec` does not hide it.
+    public static let defaultDirectory = "/run/weft/bpf"
+
+    public let directory: String
+    public let peers: PeerMap
+    public let endpoints: EndpointMap
+    public let tunnels: TunnelMap
+    public let counters: CounterMap
+
+    public init(directory: String) throws(BPFError) {
+        self.directory = directory
+        peers = PeerMap(descriptor: try Self.open(PeerMap.name, in: directory))
+        endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory))
+        tunnels = TunnelMap(descriptor: try Self.open(TunnelMap.name, in: directory))
+        counters = CounterMap(descriptor: try Self.open(CounterMap.name, in: directory))
+    }
+
+    static func open(_ name: String, in directory: String) throws(BPFError) -> Int32 {
+        let path = "\(directory)/\(name)"
+        let descriptor = bpf_obj_get(path)
+        guard descriptor >= 0 else {
+            let error = descriptor == -1 ? errno : -descriptor
+            if error == ENOENT {
+                throw BPFError("open pinned map", "\(path) (is the Weft dataplane running on this node with this pin directory?)", errno: error)
+            }
+            throw BPFError("open pinned map", path, errno: error)
+        }
+        return descriptor
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+import WeftBPF
+import WeftCore
+
+/// `weft maps` reads what a node's programs see, from the pins alone.
+@Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
+struct MapsCommandTests {
+    let pins = try! PinDirectory()
+
+    func json(_ arguments: [String]) throws -> Any {
+        let result = try WeftProcess.run(arguments)
+        try #require(result.status == 0, "\(result.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    }
+
+    @Test func peersEndpointsAndCountersAreShownAsTheKernelHoldsThem() throws {
+        let program = try LoadedProgram("from_pod", pins: pins)
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: MACAddress("a6:00:00:00:00:02")!, mode: .vxlan))
+        try program.peers.set(IPv4Prefix("10.244.3.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.3")!, vtepMAC: MACAddress("a6:00:00:00:00:03")!, mode: .direct))
+        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 7, podMAC: MACAddress("0a:58:0a:f4:01:05")!, hostMAC: MACAddress("ee:ee:ee:ee:ee:05")!))
+        _ = try program.run(Frame().bytes)
+        _ = try program.run(Frame(ttl: 1).bytes)
+
+        let peers = try json(["maps", "peers", "--pin-dir", pins.path, "--json"]) as? [[String: String]]
+        #expect(peers == [
+            ["subnet": "10.244.2.0/24", "underlayIP": "198.18.0.2", "vtepMAC": "a6:00:00:00:00:02", "mode": "vxlan"],
+            ["subnet": "10.244.3.0/24", "underlayIP": "198.18.0.3", "vtepMAC": "a6:00:00:00:00:03", "mode": "direct"],
+        ])
+        let endpoints = try json(["maps", "endpoints", "--pin-dir", pins.path, "--json"]) as? [[String: Any]]
+        #expect(endpoints?.count == 1)
+        #expect(endpoints?.first?["ip"] as? String == "10.244.1.5")
+        #expect(endpoints?.first?["ifindex"] as? Int == 7)
+        let counters = try json(["maps", "counters", "--pin-dir", pins.path, "--json"]) as? [String: [String: Int]]
+        #expect(counters?["encapsulated"]?["packets"] == 1)
+        #expect(counters?["passed_to_stack"]?["packets"] == 1)
+        #expect(counters?["dropped_spoofed_source"]?["packets"] == 0)
+
+        let table = try WeftProcess.run(["maps", "peers", "--pin-dir", pins.path]).stdout
+        #expect(table.contains("10.244.3.0/24  198.18.0.3   a6:00:00:00:00:03  direct"))
+    }
+
+    @Test func anEmptyPinDirectorySaysWhatIsMissing() throws {
+        let result = try WeftProcess.run(["maps", "peers", "--pin-dir", pins.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("open pinned map \(pins.path)/weft_peers"))
+        #expect(result.stderr.contains("is the Weft dataplane running on this node with this pin directory?"))
+    }
+}
