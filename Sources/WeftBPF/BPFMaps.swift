@@ -53,6 +53,15 @@ public struct BPFMap<Key, Value> {
         guard result == -ENOENT else { throw BPFError("iterate map", name, errno: result) }
         return keys
     }
+
+    /// Every key with its value. A key deleted between the two reads is left out.
+    public func entries(initialKey: Key, initialValue: Value) throws(BPFError) -> [(key: Key, value: Value)] {
+        var entries: [(key: Key, value: Value)] = []
+        for key in try keys(initial: initialKey) {
+            if let value = try lookup(key, initial: initialValue) { entries.append((key, value)) }
+        }
+        return entries
+    }
 }
 
 /// Peer subnets and how to reach them (`weft_peers`, an LPM trie).
@@ -74,10 +83,8 @@ public struct PeerMap {
 
     public func entries() throws(BPFError) -> [IPv4Prefix: PeerRoute] {
         var result: [IPv4Prefix: PeerRoute] = [:]
-        for key in try map.keys(initial: weft_peer_key()) {
-            guard let value = try map.lookup(key, initial: weft_peer()),
-                  let subnet = IPv4Prefix(network: IPv4Address(UInt32(bigEndian: key.addr)), length: Int(key.prefixlen))
-            else { continue }
+        for (key, value) in try map.entries(initialKey: weft_peer_key(), initialValue: weft_peer()) {
+            guard let subnet = IPv4Prefix(network: IPv4Address(UInt32(bigEndian: key.addr)), length: Int(key.prefixlen)) else { continue }
             result[subnet] = PeerRoute(mapValue: value)
         }
         return result
@@ -145,8 +152,7 @@ public struct EndpointMap {
 
     public func entries() throws(BPFError) -> [IPv4Address: LocalEndpoint] {
         var result: [IPv4Address: LocalEndpoint] = [:]
-        for key in try map.keys(initial: weft_endpoint_key()) {
-            guard let value = try map.lookup(key, initial: weft_endpoint()) else { continue }
+        for (key, value) in try map.entries(initialKey: weft_endpoint_key(), initialValue: weft_endpoint()) {
             let pod = value.pod_mac
             let host = value.host_mac
             result[IPv4Address(UInt32(bigEndian: key.addr))] = LocalEndpoint(
