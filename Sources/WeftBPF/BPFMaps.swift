@@ -113,16 +113,14 @@ public struct PeerRoute: Sendable, Equatable {
     }
 
     var mapValue: weft_peer {
-        let mac = vtepMAC.bytes
-        return weft_peer(underlay_ip: underlayIP.value.bigEndian,
-                         vtep_mac: (mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]),
+        weft_peer(underlay_ip: underlayIP.value.bigEndian,
+                         vtep_mac: vtepMAC.cBytes,
                          mode: mode.rawValue, reserved: 0)
     }
 
     init(mapValue value: weft_peer) {
-        let mac = value.vtep_mac
         underlayIP = IPv4Address(UInt32(bigEndian: value.underlay_ip))
-        vtepMAC = MACAddress(bytes: [mac.0, mac.1, mac.2, mac.3, mac.4, mac.5])!
+        vtepMAC = MACAddress(cBytes: value.vtep_mac)
         mode = Mode(rawValue: value.mode) ?? .vxlan
     }
 }
@@ -137,12 +135,10 @@ public struct EndpointMap {
     }
 
     public func set(_ address: IPv4Address, _ endpoint: LocalEndpoint) throws(BPFError) {
-        let pod = endpoint.podMAC.bytes
-        let host = endpoint.hostMAC.bytes
         try map.update(weft_endpoint_key(addr: address.value.bigEndian),
                        weft_endpoint(ifindex: endpoint.hostInterfaceIndex,
-                                     pod_mac: (pod[0], pod[1], pod[2], pod[3], pod[4], pod[5]),
-                                     host_mac: (host[0], host[1], host[2], host[3], host[4], host[5]),
+                                     pod_mac: endpoint.podMAC.cBytes,
+                                     host_mac: endpoint.hostMAC.cBytes,
                                      reserved: 0))
     }
 
@@ -153,12 +149,10 @@ public struct EndpointMap {
     public func entries() throws(BPFError) -> [IPv4Address: LocalEndpoint] {
         var result: [IPv4Address: LocalEndpoint] = [:]
         for (key, value) in try map.entries(initialKey: weft_endpoint_key(), initialValue: weft_endpoint()) {
-            let pod = value.pod_mac
-            let host = value.host_mac
             result[IPv4Address(UInt32(bigEndian: key.addr))] = LocalEndpoint(
                 hostInterfaceIndex: value.ifindex,
-                podMAC: MACAddress(bytes: [pod.0, pod.1, pod.2, pod.3, pod.4, pod.5])!,
-                hostMAC: MACAddress(bytes: [host.0, host.1, host.2, host.3, host.4, host.5])!)
+                podMAC: MACAddress(cBytes: value.pod_mac),
+                hostMAC: MACAddress(cBytes: value.host_mac))
         }
         return result
     }
@@ -242,5 +236,18 @@ public enum DataplaneCounter: UInt32, CaseIterable, Sendable, CustomStringConver
         case .droppedSpoofedSource: "dropped_spoofed_source"
         case .droppedMalformed: "dropped_malformed"
         }
+    }
+}
+
+/// MACs as the map structs hold them: C arrays, which Swift imports as 6-tuples.
+extension MACAddress {
+    typealias CBytes = (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+
+    init(cBytes tuple: CBytes) {
+        self = MACAddress(bytes: [tuple.0, tuple.1, tuple.2, tuple.3, tuple.4, tuple.5])!
+    }
+
+    var cBytes: CBytes {
+        (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5])
     }
 }

@@ -118,12 +118,7 @@ struct LeasesCommand: AsyncParsableCommand {
                 attributes = .hostGateway(publicIP: address)
             }
             let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: ttl)
-            let lease: RegisteredLease
-            do {
-                lease = try await acquirer.acquire(attributes: attributes, previousSubnet: previousSubnet.flatMap { IPv4Prefix($0) })
-            } catch let error as OutOfSubnetsError {
-                throw CommandFailure("\(error)")
-            }
+            let lease = try await acquirer.acquire(attributes: attributes, previousSubnet: previousSubnet.flatMap { IPv4Prefix($0) })
             print(json ? LeaseJSON.encode(lease.lease).serialized(keyOrder: LeaseJSON.keyOrder) : lease.lease.subnet.description)
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Left-aligned columns for terminal output.
 struct TextTable {
     let headers: [String]
@@ -21,5 +23,3 @@ struct TextTable {
         }.joined(separator: "\n")
     }
 }
-
-import Foundation
