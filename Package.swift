@@ -45,8 +45,21 @@ let package = Package(
             linkerSettings: [.linkedLibrary("bpf")]
         ),
 
+        // rtnetlink: links, vxlan devices, addresses, routes, neighbours, FDB, change events.
+        .systemLibrary(name: "CNetlink"),
+        .target(name: "WeftNetlink", dependencies: ["WeftCore", "CNetlink"]),
+
         // Loading, pinning and attaching the TC programs in bpf/, and typed access to their maps.
         .target(name: "WeftBPF", dependencies: ["WeftCore", "CWeftBPF", "CLibBPF"]),
+
+        // The dataplane interface the daemon drives, and its BPF and kernel implementations.
+        .target(
+            name: "WeftDataplane",
+            dependencies: [
+                "WeftCore", "WeftBPF", "WeftNetlink",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         .executableTarget(
             name: "weft",
@@ -54,6 +67,7 @@ let package = Package(
                 "WeftCore",
                 "WeftStore",
                 "WeftBPF",
+                "WeftDataplane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

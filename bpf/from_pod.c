@@ -14,6 +14,7 @@
 #include "lib/eth.h"
 #include "lib/ipv4.h"
 #include "lib/deliver.h"
+#include "lib/tunnel.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -21,21 +22,7 @@
 
 static __always_inline int encapsulate(struct __sk_buff *skb, struct weft_peer *peer, __u8 ttl)
 {
-	struct bpf_tunnel_key key = {
-		.remote_ipv4 = bpf_ntohl(peer->underlay_ip),
-		.tunnel_id = weft_vni,
-		.tunnel_ttl = 64,
-	};
-	__u8 peer_mac[ETH_ALEN];
-	__u8 our_mac[ETH_ALEN];
-
-	__builtin_memcpy(peer_mac, peer->vtep_mac, ETH_ALEN);
-	/* Read the global through volatile, byte by byte: a memcpy that casts volatile away
-	 * lets the compiler fold in the zero initialiser instead of the loader's value. */
-	for (int i = 0; i < ETH_ALEN; i++)
-		our_mac[i] = weft_vtep_mac[i];
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) ||
-	    decrement_ttl(skb, ttl) || rewrite_macs(skb, peer_mac, our_mac)) {
+	if (decrement_ttl(skb, ttl) || set_tunnel(skb, peer)) {
 		count(skb, WEFT_CTR_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}

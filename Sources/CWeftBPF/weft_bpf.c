@@ -1,10 +1,42 @@
 #include "weft_bpf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+
+/* The kernel's notes on TC operations whose outcome the callers handle themselves: a
+ * clsact qdisc that already exists (every attach after the first), and no filter or
+ * qdisc where a detach or query looks (the answer they asked for). */
+static const char *const expected_tc_notes[] = {
+	"Exclusivity flag on",
+	"Parent Qdisc doesn't exists",
+	"Cannot find specified filter chain",
+	"Filter with specified priority/protocol not found",
+};
+
+/* libbpf's warnings go to stderr as before, without the expected notes above. */
+static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
+{
+	char line[512];
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), format, args);
+	for (size_t i = 0; i < sizeof(expected_tc_notes) / sizeof(expected_tc_notes[0]); i++)
+		if (strstr(line, expected_tc_notes[i]))
+			return 0;
+	return fputs(line, stderr);
+}
+
+__attribute__((constructor)) static void install_libbpf_printer(void)
+{
+	libbpf_set_print(print_libbpf);
+}
 
 struct bpf_object *weft_object_open(const char *path, const char *pin_root, int *error)
 {
@@ -107,4 +139,13 @@ int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, 
 	*out_size = opts.data_size_out;
 	*retval = opts.retval;
 	return 0;
+}
+
+int weft_is_bpffs(const char *path)
+{
+	struct statfs status;
+
+	if (statfs(path, &status))
+		return -errno;
+	return status.f_type == 0xcafe4a11; /* BPF_FS_MAGIC */
 }

@@ -77,6 +77,7 @@ public struct PeerMap {
         try map.update(Self.key(subnet), peer.mapValue)
     }
 
+    @discardableResult
     public func remove(_ subnet: IPv4Prefix) throws(BPFError) -> Bool {
         try map.delete(Self.key(subnet))
     }
@@ -142,6 +143,7 @@ public struct EndpointMap {
                                      reserved: 0))
     }
 
+    @discardableResult
     public func remove(_ address: IPv4Address) throws(BPFError) -> Bool {
         try map.delete(weft_endpoint_key(addr: address.value.bigEndian))
     }
@@ -184,8 +186,18 @@ public struct TunnelMap {
         try map.update(weft_tunnel_key(underlay_ip: underlayIP.value.bigEndian), PeerMap.key(subnet))
     }
 
+    @discardableResult
     public func remove(_ underlayIP: IPv4Address) throws(BPFError) -> Bool {
         try map.delete(weft_tunnel_key(underlay_ip: underlayIP.value.bigEndian))
+    }
+
+    public func entries() throws(BPFError) -> [IPv4Address: IPv4Prefix] {
+        var result: [IPv4Address: IPv4Prefix] = [:]
+        for (key, value) in try map.entries(initialKey: weft_tunnel_key(), initialValue: weft_peer_key()) {
+            guard let subnet = IPv4Prefix(network: IPv4Address(UInt32(bigEndian: value.addr)), length: Int(value.prefixlen)) else { continue }
+            result[IPv4Address(UInt32(bigEndian: key.underlay_ip))] = subnet
+        }
+        return result
     }
 }
 
@@ -223,6 +235,8 @@ public enum DataplaneCounter: UInt32, CaseIterable, Sendable, CustomStringConver
     case droppedUnknownPeer = 5
     case droppedSpoofedSource = 6
     case droppedMalformed = 7
+    case encapsulatedFromStack = 8
+    case droppedNoPeer = 9
 
     /// The name `weft maps counters` and the metrics use.
     public var description: String {
@@ -235,6 +249,8 @@ public enum DataplaneCounter: UInt32, CaseIterable, Sendable, CustomStringConver
         case .droppedUnknownPeer: "dropped_unknown_peer"
         case .droppedSpoofedSource: "dropped_spoofed_source"
         case .droppedMalformed: "dropped_malformed"
+        case .encapsulatedFromStack: "encapsulated_from_stack"
+        case .droppedNoPeer: "dropped_no_peer"
         }
     }
 }

@@ -53,7 +53,9 @@ enum weft_counter {
 	WEFT_CTR_DROP_UNKNOWN_PEER = 5,    /* outer source is no peer of ours */
 	WEFT_CTR_DROP_SPOOFED_SOURCE = 6,  /* inner source outside the sending peer's subnet */
 	WEFT_CTR_DROP_MALFORMED = 7,
-	WEFT_CTR_COUNT = 8,
+	WEFT_CTR_ENCAPSULATED_FROM_STACK = 8, /* kernel-routed traffic given a tunnel on the vxlan device */
+	WEFT_CTR_DROP_NO_PEER = 9,         /* routed into the overlay with no VXLAN peer for it */
+	WEFT_CTR_COUNT = 10,
 };
 
 struct weft_counter_value {

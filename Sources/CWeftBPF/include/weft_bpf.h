@@ -28,4 +28,7 @@ int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval);
 
+/* 1 if path lies on a bpffs, 0 if not, a negative errno if it cannot be examined. */
+int weft_is_bpffs(const char *path);
+
 #endif

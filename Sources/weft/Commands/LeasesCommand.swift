@@ -212,3 +212,26 @@ enum LeaseJSON {
         date.formatted(.iso8601)
     }
 }
+
+extension LeaseJSON {
+    /// Reads leases in the form `weft leases list --json` prints: objects with `subnet`
+    /// and Flannel's `attributes`. Errors name the entry and the field.
+    static func decodeList(_ data: Data, source: String) throws -> [Lease] {
+        guard case .array(let entries) = try JSONValue.parse(data) else {
+            throw CommandFailure("\(source): expected a JSON array of leases, as `weft leases list --json` prints")
+        }
+        return try entries.enumerated().map { index, entry in
+            guard case .string(let subnetText)? = entry.member("subnet")?.value, let subnet = IPv4Prefix(subnetText) else {
+                throw CommandFailure("\(source): lease \(index): `subnet` must be a CIDR such as 10.244.2.0/24")
+            }
+            guard let attributes = entry.member("attributes")?.value else {
+                throw CommandFailure("\(source): lease \(index) (\(subnet)): missing `attributes` (the lease's Flannel JSON)")
+            }
+            do {
+                return Lease(subnet: subnet, attributes: try LeaseAttributes.parse(Data(attributes.serialized().utf8)))
+            } catch {
+                throw CommandFailure("\(source): lease \(index) (\(subnet)): \(error)")
+            }
+        }
+    }
+}

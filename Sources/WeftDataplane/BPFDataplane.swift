@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+import WeftBPF
+import WeftCore
+import WeftNetlink
+
+/// The TC eBPF dataplane. VXLAN: a collect_md device (`weft.<VNI>`) whose programs pick
+/// the tunnel per packet; host-gw and DirectRouting: `bpf_redirect_neigh` over the
+/// underlay. Maps and programs are pinned, so a new process adopts and reconciles what
+/// the last one left: it replaces filters atomically and never flushes a map first.
+public final class BPFDataplane: Dataplane {
+    public let mode = DataplaneMode.bpf
+    public let settings: NodeSettings
+    public let pinDirectory: String
+    public let programs: BPFPrograms
+    private let netlink: NetlinkSocket
+    private let logger: Logger
+
+    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger) throws {
+        self.settings = settings
+        self.pinDirectory = pinDirectory
+        self.programs = programs
+        self.logger = logger
+        netlink = try NetlinkSocket()
+    }
+
+    public static func vxlanDeviceName(vni: UInt32) -> String { "weft.\(vni)" }
+
+    public func setUp() throws {
+        let underlay = try requireLink(settings.underlayInterface)
+        try BPFFilesystem.ensureMounted(at: pinDirectory)
+        let tunnelMTU = settings.podMTU(underlayMTU: underlay.mtu)
+        var vxlan: NetworkLink?
+        if let options = settings.vxlanOptions {
+            vxlan = try ensureVXLANDevice(options, mtu: tunnelMTU)
+        }
+        let globals = DataplaneGlobals(vni: settings.vxlanOptions?.vni ?? 0, vtepMAC: settings.vtepMAC,
+                                       vxlanInterfaceIndex: UInt32(vxlan?.index ?? 0),
+                                       underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU)
+        var descriptors: [String: Int32] = [:]
+        var objects: [BPFObject] = []
+        for name in BPFPrograms.names {
+            let object = try BPFObject(path: programs.objectPath(name), pinDirectory: pinDirectory)
+            try globals.apply(to: object)
+            try object.load()
+            objects.append(object)
+            descriptors[name] = try object.programDescriptor(name)
+            try ProgramPin.pin(descriptors[name]!, name: name, in: pinDirectory)
+        }
+        try TCAttachment(interfaceIndex: underlay.index, direction: .ingress)
+            .attach(programDescriptor: descriptors["from_underlay"]!, name: "from_underlay")
+        if let vxlan {
+            try TCAttachment(interfaceIndex: vxlan.index, direction: .ingress)
+                .attach(programDescriptor: descriptors["from_overlay"]!, name: "from_overlay")
+            try TCAttachment(interfaceIndex: vxlan.index, direction: .egress)
+                .attach(programDescriptor: descriptors["to_overlay"]!, name: "to_overlay")
+        }
+        let interfaces = Set(try netlink.links().map(\.index))
+        let endpoints = try BPFEndpoints(pinDirectory: pinDirectory).reattachAll(existingInterfaces: interfaces)
+        logger.info("BPF dataplane set up", metadata: [
+            "underlay": "\(underlay.name)", "vxlan": "\(vxlan?.name ?? "none")", "mtu": "\(tunnelMTU)",
+            "pods": "\(endpoints.attached)", "forgotten": "\(endpoints.forgotten)", "pins": "\(pinDirectory)",
+        ])
+        withExtendedLifetime(objects) {}
+    }
+
+    @discardableResult
+    public func apply(peers: [Lease]) throws -> ApplyReport {
+        let underlay = try requireLink(settings.underlayInterface)
+        let onLink = try netlink.addresses(index: underlay.index).map(\.network)
+        let plan = PeerPlan(peers: peers.filter { $0.subnet != settings.subnet }, backend: settings.backend, onLinkNetworks: onLink)
+        let maps = try PinnedMaps(directory: pinDirectory)
+        var report = ApplyReport()
+        report.ignored = plan.ignored
+
+        let desiredPeers = plan.paths.mapValues(PeerRoute.init(path:))
+        let peerDiff = KeyedDiff(current: try maps.peers.entries(), desired: desiredPeers)
+        for (subnet, route) in peerDiff.upserts { try maps.peers.set(subnet, route) }
+        for subnet in peerDiff.removals { try maps.peers.remove(subnet) }
+        report.peersWritten = peerDiff.upserts.count
+        report.peersRemoved = peerDiff.removals.count
+
+        var desiredTunnels: [IPv4Address: IPv4Prefix] = [:]
+        for (subnet, path) in plan.paths {
+            if case .vxlan(let ip, _) = path { desiredTunnels[ip] = subnet }
+        }
+        let tunnelDiff = KeyedDiff(current: try maps.tunnels.entries(), desired: desiredTunnels)
+        for (ip, subnet) in tunnelDiff.upserts { try maps.tunnels.set(ip, subnet: subnet) }
+        for ip in tunnelDiff.removals { try maps.tunnels.remove(ip) }
+
+        // Kernel routes for direct peers: the path for host-originated traffic, and for
+        // whatever the programs leave to the stack.
+        let routeDiff = KeyedDiff(
+            current: Dictionary(try netlink.routes().filter { $0.interfaceIndex == underlay.index && $0.gateway != nil && settings.network.contains($0.destination) }
+                .map { ($0.destination, $0) }, uniquingKeysWith: { first, _ in first }),
+            desired: Dictionary(uniqueKeysWithValues: plan.directRoutes.map { subnet, ip in
+                (subnet, Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index))
+            }))
+        for (_, route) in routeDiff.upserts { try netlink.replaceRoute(route) }
+        for subnet in routeDiff.removals {
+            if let route = try netlink.routes().first(where: { $0.destination == subnet && $0.interfaceIndex == underlay.index }) {
+                try netlink.deleteRoute(route)
+            }
+        }
+        report.routesWritten = routeDiff.upserts.count
+        report.routesRemoved = routeDiff.removals.count
+        if report.changedSomething {
+            logger.info("applied peers", metadata: [
+                "peers": "\(desiredPeers.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
+                "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",
+            ])
+        }
+        for ignored in plan.ignored {
+            logger.warning("ignoring peer lease", metadata: ["subnet": "\(ignored.subnet)", "reason": "\(ignored.reason)"])
+        }
+        return report
+    }
+
+    public func tearDown() throws {
+        try Self.tearDown(pinDirectory: pinDirectory, logger: logger)
+    }
+
+    /// Removes what any Weft BPF dataplane left in this network namespace and pin
+    /// directory: filters with Weft's handle, `weft.*` collect_md devices, the direct
+    /// routes its peer map names, and the pins. Needs nothing but the pin directory, so
+    /// it also cleans up after a crash.
+    public static func tearDown(pinDirectory: String, logger: Logger) throws {
+        let netlink = try NetlinkSocket()
+        var removed: [String] = []
+        if let maps = try? PinnedMaps(directory: pinDirectory) {
+            let routes = try netlink.routes()
+            for (subnet, peer) in try maps.peers.entries() where peer.mode == .direct {
+                for route in routes where route.destination == subnet && route.gateway == peer.underlayIP {
+                    try netlink.deleteRoute(route)
+                    removed.append("route \(subnet)")
+                }
+            }
+        }
+        for link in try netlink.links() {
+            if link.kind == "vxlan", link.vxlan?.external == true, link.name.hasPrefix("weft.") {
+                try netlink.deleteLink(index: link.index)
+                removed.append("device \(link.name)")
+                continue
+            }
+            for direction in [TCAttachment.Direction.ingress, .egress] {
+                if try TCAttachment(interfaceIndex: link.index, direction: direction).detach() {
+                    removed.append("filter on \(link.name)")
+                }
+            }
+        }
+        let pins = (try? FileManager.default.contentsOfDirectory(atPath: pinDirectory)) ?? []
+        for pin in pins where pin.hasPrefix("weft_") || pin.hasPrefix("prog_") {
+            unlink("\(pinDirectory)/\(pin)")
+            removed.append("pin \(pin)")
+        }
+        logger.info("BPF dataplane torn down", metadata: ["removed": "\(removed.count)", "pins": "\(pinDirectory)"])
+    }
+
+    private func requireLink(_ name: String) throws -> NetworkLink {
+        if let link = try netlink.link(named: name) { return link }
+        throw DataplaneError.missingInterface(name, available: try netlink.links().map(\.name))
+    }
+
+    /// Adopts the collect_md device if it has the right port, else (re)creates it; then
+    /// sets its MTU, MAC, NOARP, address and the cluster network's route through it.
+    private func ensureVXLANDevice(_ options: VXLANOptions, mtu: UInt32) throws -> NetworkLink {
+        let name = Self.vxlanDeviceName(vni: options.vni)
+        let wanted = VXLANSettings.external(port: options.port)
+        var link = try netlink.link(named: name)
+        if let existing = link, existing.vxlan?.external != true || existing.vxlan?.port != wanted.port {
+            logger.notice("replacing vxlan device with the wrong settings", metadata: ["device": "\(name)"])
+            try netlink.deleteLink(index: existing.index)
+            link = nil
+        }
+        if link == nil {
+            try netlink.createVXLAN(name: name, settings: wanted, mtu: mtu, mac: settings.vtepMAC)
+            link = try netlink.link(named: name)
+        }
+        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up") }
+        try netlink.setLink(index: device.index, up: true, arp: false, mtu: mtu, mac: settings.vtepMAC)
+        try netlink.addAddress(InterfaceAddress(interfaceIndex: device.index, address: settings.subnet.network, prefixLength: 32))
+        try netlink.replaceRoute(Route(destination: settings.network, gateway: nil, interfaceIndex: device.index))
+        return device
+    }
+}
+
+extension PeerRoute {
+    init(path: PeerPlan.Path) {
+        switch path {
+        case .vxlan(let ip, let mac): self.init(underlayIP: ip, vtepMAC: mac, mode: .vxlan)
+        case .direct(let ip): self.init(underlayIP: ip, vtepMAC: MACAddress(bytes: [0, 0, 0, 0, 0, 0])!, mode: .direct)
+        }
+    }
+}

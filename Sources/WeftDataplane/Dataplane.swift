@@ -1,0 +1,91 @@
+import WeftCore
+
+/// What the node daemon drives: a dataplane that connects this node's pods to the
+/// peers' subnets. Two implementations: the TC eBPF programs (`BPFDataplane`) and, where
+/// those cannot run, the kernel programmed as Flannel programs it.
+public protocol Dataplane: AnyObject {
+    var mode: DataplaneMode { get }
+
+    /// Creates what the node needs, or adopts what an earlier process left: devices,
+    /// programs, attachments. Never flushes what peers already reach.
+    func setUp() throws
+
+    /// Makes the dataplane hold exactly the paths to `peers` (every lease but ours),
+    /// changing only what differs.
+    @discardableResult
+    func apply(peers: [Lease]) throws -> ApplyReport
+
+    /// Removes everything this dataplane created on the node.
+    func tearDown() throws
+}
+
+public enum DataplaneMode: String, Sendable, CaseIterable {
+    case bpf
+    case kernel
+}
+
+/// This node's part of the cluster, as the dataplane needs it.
+public struct NodeSettings: Sendable, Equatable {
+    /// The cluster network (`Network` in net-conf.json).
+    public var network: IPv4Prefix
+    /// This node's leased subnet.
+    public var subnet: IPv4Prefix
+    public var publicIP: IPv4Address
+    /// The interface peers are reached through.
+    public var underlayInterface: String
+    public var backend: Backend
+    public var vtepMAC: MACAddress
+
+    public init(network: IPv4Prefix, subnet: IPv4Prefix, publicIP: IPv4Address, underlayInterface: String,
+                backend: Backend, vtepMAC: MACAddress) {
+        self.network = network
+        self.subnet = subnet
+        self.publicIP = publicIP
+        self.underlayInterface = underlayInterface
+        self.backend = backend
+        self.vtepMAC = vtepMAC
+    }
+
+    /// The vxlan options, or nil for host-gw.
+    public var vxlanOptions: VXLANOptions? {
+        if case .vxlan(let options) = backend { return options }
+        return nil
+    }
+
+    /// The MTU pods get and the tunnel carries: the configured one, else the underlay's
+    /// less the VXLAN overhead (host-gw adds none).
+    public func podMTU(underlayMTU: UInt32) -> UInt32 {
+        guard let options = vxlanOptions else { return underlayMTU }
+        if let mtu = options.mtu { return UInt32(mtu) }
+        return underlayMTU - UInt32(VXLANOptions.encapsulationOverhead)
+    }
+}
+
+/// What one `apply` changed.
+public struct ApplyReport: Sendable, Equatable {
+    public var peersWritten = 0
+    public var peersRemoved = 0
+    public var routesWritten = 0
+    public var routesRemoved = 0
+    /// Leases this backend cannot use, and why.
+    public var ignored: [PeerPlan.Ignored] = []
+
+    public init() {}
+
+    public var changedSomething: Bool {
+        peersWritten + peersRemoved + routesWritten + routesRemoved > 0
+    }
+}
+
+/// A failure a user can act on, before any syscall error.
+public struct DataplaneError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+
+    static func missingInterface(_ name: String, available: [String]) -> DataplaneError {
+        DataplaneError("interface \(name) not found; this network namespace has: \(available.sorted().joined(separator: ", ")). Pass one of them with --iface")
+    }
+}

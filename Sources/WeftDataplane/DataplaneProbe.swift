@@ -1,0 +1,57 @@
+import Foundation
+import WeftBPF
+
+/// Whether this kernel, these privileges and these files can run the BPF dataplane,
+/// and if not, every reason why, in words a user can act on.
+public struct DataplaneProbe: Sendable, Equatable {
+    public let reasons: [String]
+
+    public var canRunBPF: Bool { reasons.isEmpty }
+
+    public init(reasons: [String]) {
+        self.reasons = reasons
+    }
+
+    /// Probes for real: the compiled objects, the capabilities, then the kernel's BPF
+    /// features (which need the capabilities to be probed at all).
+    public static func run(programs: BPFPrograms, capabilityStatus: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> DataplaneProbe {
+        var reasons: [String] = []
+        let missing = programs.missing
+        if !missing.isEmpty {
+            reasons.append("compiled BPF programs missing in \(programs.directory): \(missing.joined(separator: ", ")); run `weft dataplane compile` or scripts/setup")
+        }
+        let lacking = EffectiveCapabilities(procStatus: capabilityStatus ?? "").lackingForDataplane
+        if !lacking.isEmpty {
+            reasons.append("missing capabilities \(lacking.joined(separator: ", ")); run the daemon as root or grant them")
+            return DataplaneProbe(reasons: reasons)
+        }
+        reasons += KernelFeatures.missingForDataplane().map(\.description)
+        return DataplaneProbe(reasons: reasons)
+    }
+}
+
+/// The effective capability set, read from `CapEff:` in /proc/self/status.
+public struct EffectiveCapabilities: Sendable, Equatable {
+    public let mask: UInt64
+
+    static let netAdmin = 12
+    static let sysAdmin = 21
+    static let bpf = 39
+
+    public init(procStatus: String) {
+        let line = procStatus.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+        let hex = line?.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces) ?? ""
+        mask = UInt64(hex, radix: 16) ?? 0
+    }
+
+    public func has(_ capability: Int) -> Bool { mask & (UInt64(1) << UInt64(capability)) != 0 }
+
+    /// What the BPF dataplane needs and this process lacks: CAP_NET_ADMIN for TC and
+    /// netlink, and CAP_BPF (or the older catch-all CAP_SYS_ADMIN) to load programs.
+    public var lackingForDataplane: [String] {
+        var lacking: [String] = []
+        if !has(Self.netAdmin) { lacking.append("CAP_NET_ADMIN") }
+        if !has(Self.bpf) && !has(Self.sysAdmin) { lacking.append("CAP_BPF") }
+        return lacking
+    }
+}

@@ -1,0 +1,113 @@
+import CNetlink
+import Glibc
+import WeftCore
+
+/// A permanent ARP entry: `<ip> lladdr <mac> PERMANENT dev <interface>`.
+public struct NeighbourEntry: Sendable, Hashable {
+    public var interfaceIndex: Int32
+    public var address: IPv4Address
+    public var mac: MACAddress
+    public var permanent: Bool
+
+    public init(interfaceIndex: Int32, address: IPv4Address, mac: MACAddress, permanent: Bool = true) {
+        self.interfaceIndex = interfaceIndex
+        self.address = address
+        self.mac = mac
+        self.permanent = permanent
+    }
+}
+
+/// A vxlan forwarding entry: `<mac> dst <underlay ip> dev <vxlan device>` (bridge fdb, self).
+public struct ForwardingEntry: Sendable, Hashable {
+    public var interfaceIndex: Int32
+    public var mac: MACAddress
+    public var destination: IPv4Address
+
+    public init(interfaceIndex: Int32, mac: MACAddress, destination: IPv4Address) {
+        self.interfaceIndex = interfaceIndex
+        self.mac = mac
+        self.destination = destination
+    }
+}
+
+extension NetlinkSocket {
+    static let neighbourHeaderSize = 12
+
+    static func neighbourHeader(family: Int32, index: Int32, state: Int32 = 0, flags: Int32 = 0) -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: neighbourHeaderSize)
+        header[0] = UInt8(family)
+        header.write(UInt32(bitPattern: index), at: 4)
+        header.write(UInt16(state), at: 8)
+        header[10] = UInt8(flags)
+        header[11] = UInt8(RTN_UNICAST)
+        return header
+    }
+
+    public func neighbours(index: Int32) throws(NetlinkError) -> [NeighbourEntry] {
+        let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
+                                     header: Self.neighbourHeader(family: AF_INET, index: index))
+        return try dump(request, "list", "neighbours of interface \(index)").compactMap { message -> NeighbourEntry? in
+            guard let (header, attributes) = Self.neighbourParts(message), header[0] == UInt8(AF_INET),
+                  let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
+                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
+            else { return nil }
+            let entryIndex = Int32(bitPattern: header.read(UInt32.self, at: 4))
+            guard entryIndex == index else { return nil }
+            return NeighbourEntry(interfaceIndex: entryIndex, address: address, mac: mac,
+                                  permanent: header.read(UInt16.self, at: 8) & UInt16(NUD_PERMANENT) != 0)
+        }
+    }
+
+    public func replaceNeighbour(_ entry: NeighbourEntry) throws(NetlinkError) {
+        var request = NetlinkRequest(type: UInt16(RTM_NEWNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                                     header: Self.neighbourHeader(family: AF_INET, index: entry.interfaceIndex,
+                                                                  state: entry.permanent ? NUD_PERMANENT : NUD_REACHABLE))
+        request.append(Int32(NDA_DST), entry.address.octets)
+        request.append(Int32(NDA_LLADDR), entry.mac.bytes)
+        try perform(request, "install neighbour \(entry.address) lladdr \(entry.mac) on", "interface \(entry.interfaceIndex)")
+    }
+
+    public func deleteNeighbour(_ entry: NeighbourEntry) throws(NetlinkError) {
+        var request = NetlinkRequest(type: UInt16(RTM_DELNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK,
+                                     header: Self.neighbourHeader(family: AF_INET, index: entry.interfaceIndex))
+        request.append(Int32(NDA_DST), entry.address.octets)
+        try perform(request, "delete neighbour \(entry.address) on", "interface \(entry.interfaceIndex)")
+    }
+
+    /// The forwarding entries with a remote destination on a vxlan device.
+    public func forwardingEntries(index: Int32) throws(NetlinkError) -> [ForwardingEntry] {
+        let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
+                                     header: Self.neighbourHeader(family: AF_BRIDGE, index: index))
+        return try dump(request, "list", "forwarding entries of interface \(index)").compactMap { message -> ForwardingEntry? in
+            guard let (header, attributes) = Self.neighbourParts(message), header[0] == UInt8(AF_BRIDGE),
+                  let destination = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
+                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
+            else { return nil }
+            let entryIndex = Int32(bitPattern: header.read(UInt32.self, at: 4))
+            guard entryIndex == index else { return nil }
+            return ForwardingEntry(interfaceIndex: entryIndex, mac: mac, destination: destination)
+        }
+    }
+
+    public func replaceForwardingEntry(_ entry: ForwardingEntry) throws(NetlinkError) {
+        var request = NetlinkRequest(type: UInt16(RTM_NEWNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                                     header: Self.neighbourHeader(family: AF_BRIDGE, index: entry.interfaceIndex,
+                                                                  state: NUD_PERMANENT, flags: NTF_SELF))
+        request.append(Int32(NDA_LLADDR), entry.mac.bytes)
+        request.append(Int32(NDA_DST), entry.destination.octets)
+        try perform(request, "install forwarding entry \(entry.mac) dst \(entry.destination) on", "interface \(entry.interfaceIndex)")
+    }
+
+    public func deleteForwardingEntry(_ entry: ForwardingEntry) throws(NetlinkError) {
+        var request = NetlinkRequest(type: UInt16(RTM_DELNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK,
+                                     header: Self.neighbourHeader(family: AF_BRIDGE, index: entry.interfaceIndex, flags: NTF_SELF))
+        request.append(Int32(NDA_LLADDR), entry.mac.bytes)
+        request.append(Int32(NDA_DST), entry.destination.octets)
+        try perform(request, "delete forwarding entry \(entry.mac) on", "interface \(entry.interfaceIndex)")
+    }
+
+    private static func neighbourParts(_ message: NetlinkMessage) -> ([UInt8], NetlinkAttributes)? {
+        guard message.type == UInt16(RTM_NEWNEIGH), message.payload.count >= neighbourHeaderSize else { return nil }
+        return (message.header(neighbourHeaderSize), message.attributes(after: neighbourHeaderSize))
+    }
+}

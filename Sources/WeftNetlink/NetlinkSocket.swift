@@ -1,0 +1,101 @@
+import CNetlink
+import Glibc
+
+/// A NETLINK_ROUTE socket: requests with acknowledgements, dumps, and (when bound to
+/// multicast groups) change notifications. Not shared between threads.
+public final class NetlinkSocket {
+    private let descriptor: Int32
+    private var sequence: UInt32 = 0
+    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+
+    /// `groups`: RTNLGRP_* numbers to receive notifications for.
+    public init(groups: [UInt32] = []) throws(NetlinkError) {
+        descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
+        guard descriptor >= 0 else { throw NetlinkError("open", "a netlink socket", errno: errno) }
+        var address = sockaddr_nl()
+        address.nl_family = sa_family_t(AF_NETLINK)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+            }
+        }
+        guard bound == 0 else {
+            let error = errno
+            close(descriptor)
+            throw NetlinkError("bind", "a netlink socket", errno: error)
+        }
+        var receiveBuffer: Int32 = 4 << 20
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
+        var strict: Int32 = 1
+        setsockopt(descriptor, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &strict, socklen_t(MemoryLayout<Int32>.size))
+        for group in groups {
+            var group = group
+            guard setsockopt(descriptor, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+                let error = errno
+                close(descriptor)
+                throw NetlinkError("join netlink group \(group) on", "a netlink socket", errno: error)
+            }
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// The descriptor, for polling notifications.
+    public var fileDescriptor: Int32 { descriptor }
+
+    /// Sends a request that changes something and waits for the kernel's acknowledgement.
+    func perform(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) {
+        _ = try exchange(request, operation, object)
+    }
+
+    /// Sends a dump request and collects every reply message up to NLMSG_DONE.
+    func dump(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) -> [NetlinkMessage] {
+        try exchange(request, operation, object)
+    }
+
+    /// Blocks until notifications arrive, or `timeoutMilliseconds` pass (then returns none).
+    /// ENOBUFS (the kernel dropped notifications) is returned as `overrun: true`.
+    func notifications(timeoutMilliseconds: Int32) throws(NetlinkError) -> (messages: [NetlinkMessage], overrun: Bool) {
+        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, timeoutMilliseconds)
+        if ready < 0 && errno != EINTR { throw NetlinkError("wait for", "netlink notifications", errno: errno) }
+        guard ready > 0 else { return ([], false) }
+        let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+        if count < 0 {
+            if errno == ENOBUFS { return ([], true) }
+            if errno == EAGAIN || errno == EINTR { return ([], false) }
+            throw NetlinkError("read", "netlink notifications", errno: errno)
+        }
+        return (NetlinkMessage.parse(Array(buffer[0..<count])) ?? [], false)
+    }
+
+    private func exchange(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) -> [NetlinkMessage] {
+        sequence &+= 1
+        let message = request.encoded(sequence: sequence)
+        let sent = message.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        guard sent == message.count else { throw NetlinkError(operation, object, errno: sent < 0 ? errno : EIO) }
+        var replies: [NetlinkMessage] = []
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw NetlinkError(operation, object, errno: errno)
+            }
+            guard let messages = NetlinkMessage.parse(Array(buffer[0..<count])) else {
+                throw NetlinkError(operation, "\(object) (malformed netlink reply)", errno: EPROTO)
+            }
+            for reply in messages where reply.sequence == sequence {
+                switch Int32(reply.type) {
+                case NLMSG_ERROR:
+                    let code = reply.errorCode
+                    guard code == 0 else { throw NetlinkError(operation, object, errno: code) }
+                    return replies
+                case NLMSG_DONE:
+                    return replies
+                default:
+                    replies.append(reply)
+                }
+            }
+        }
+    }
+}
