@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,6 +20,17 @@
 #define AF_INET 2
 #endif
 
+/* A GSO packet fits when each of its segments will: the kernel checks them against the
+ * vxlan device's MTU. Anything else fits when the IP packet does. */
+static __always_inline int fits_tunnel(struct __sk_buff *skb, struct iphdr *ip)
+{
+	__u32 mtu = 0;
+
+	if (skb->gso_size)
+		return bpf_check_mtu(skb, weft_vxlan_ifindex, &mtu, 0, 0) == BPF_MTU_CHK_RET_SUCCESS;
+	return bpf_ntohs(ip->tot_len) <= weft_tunnel_mtu;
+}
+
 static __always_inline int encapsulate(struct __sk_buff *skb, struct weft_peer *peer, __u8 ttl)
 {
 	if (decrement_ttl(skb, ttl) || set_tunnel(skb, peer)) {
@@ -80,7 +91,7 @@ int from_pod(struct __sk_buff *skb)
 	if (peer->mode != WEFT_MODE_VXLAN)
 		goto pass;
 	/* Too big for the tunnel: the kernel fragments it or sends "fragmentation needed". */
-	if (bpf_ntohs(ip->tot_len) > weft_tunnel_mtu)
+	if (!fits_tunnel(skb, ip))
 		goto pass;
 	return encapsulate(skb, peer, ttl);
 

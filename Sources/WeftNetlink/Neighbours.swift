@@ -33,19 +33,22 @@ public struct ForwardingEntry: Sendable, Hashable {
 extension NetlinkSocket {
     static let neighbourHeaderSize = 12
 
+    /// `ndmsg`. Dump requests must leave state and type zero (the kernel checks strictly).
     static func neighbourHeader(family: Int32, index: Int32, state: Int32 = 0, flags: Int32 = 0) -> [UInt8] {
         var header = [UInt8](repeating: 0, count: neighbourHeaderSize)
         header[0] = UInt8(family)
         header.write(UInt32(bitPattern: index), at: 4)
         header.write(UInt16(state), at: 8)
         header[10] = UInt8(flags)
-        header[11] = UInt8(RTN_UNICAST)
+        header[11] = state == 0 ? 0 : UInt8(RTN_UNICAST)
         return header
     }
 
     public func neighbours(index: Int32) throws(NetlinkError) -> [NeighbourEntry] {
-        let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
-                                     header: Self.neighbourHeader(family: AF_INET, index: index))
+        // A neighbour dump filters by NDA_IFINDEX; the header's index must stay zero.
+        var request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
+                                     header: Self.neighbourHeader(family: AF_INET, index: 0))
+        request.append(Int32(NDA_IFINDEX), uint32: UInt32(bitPattern: index))
         return try dump(request, "list", "neighbours of interface \(index)").compactMap { message -> NeighbourEntry? in
             guard let (header, attributes) = Self.neighbourParts(message), header[0] == UInt8(AF_INET),
                   let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),

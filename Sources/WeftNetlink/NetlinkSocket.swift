@@ -38,6 +38,21 @@ public final class NetlinkSocket {
         }
     }
 
+    /// A socket in another network namespace (a path such as /run/netns/NAME): the
+    /// calling thread enters it just long enough to open the socket, which stays bound
+    /// to that namespace.
+    public convenience init(namespacePath: String, groups: [UInt32] = []) throws(NetlinkError) {
+        let target = open(namespacePath, O_RDONLY | O_CLOEXEC)
+        guard target >= 0 else { throw NetlinkError("open network namespace", namespacePath, errno: errno) }
+        defer { close(target) }
+        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard original >= 0 else { throw NetlinkError("open the current network namespace of", "this thread", errno: errno) }
+        defer { close(original) }
+        guard weft_enter_network_namespace(target) == 0 else { throw NetlinkError("enter network namespace", namespacePath, errno: errno) }
+        defer { _ = weft_enter_network_namespace(original) }
+        try self.init(groups: groups)
+    }
+
     deinit { close(descriptor) }
 
     /// The descriptor, for polling notifications.
@@ -91,6 +106,9 @@ public final class NetlinkSocket {
                     guard code == 0 else { throw NetlinkError(operation, object, errno: code) }
                     return replies
                 case NLMSG_DONE:
+                    // A dump that failed part-way says so here.
+                    let code = reply.errorCode
+                    guard code <= 0 else { throw NetlinkError(operation, object, errno: code) }
                     return replies
                 default:
                     replies.append(reply)

@@ -1,0 +1,143 @@
+import Foundation
+import Glibc
+import Testing
+import WeftTestSupport
+
+/// The BPF dataplane for real: two nodes in network namespaces, programs attached to real
+/// veth, vxlan and bridge devices, traffic between real pods.
+@Suite("BPF dataplane end to end", .enabled(if: isRoot, "needs root for namespaces and BPF"))
+struct BPFEndToEndTests {
+    @Test("VXLAN: ping and TCP both ways, through the programs")
+    func vxlanBothWays() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        #expect(try lab.ping(from: 1, to: 2))
+        #expect(try lab.ping(from: 2, to: 1))
+        try expectTransfer(lab, from: 1, to: 2)
+        try expectTransfer(lab, from: 2, to: 1)
+        for node in [1, 2] {
+            let counters = try lab.counters(node)
+            // Pings and 20 MiB each way (in GSO segments of up to 64 KiB), none dropped.
+            #expect(counters["encapsulated"]! > 100, "node \(node): \(counters)")
+            #expect(counters["delivered_local"]! > 100, "node \(node): \(counters)")
+            #expect(counters["routed_direct"] == 0)
+            #expect(counters["dropped_unknown_peer"] == 0 && counters["dropped_spoofed_source"] == 0)
+        }
+    }
+
+    @Test("host-gw: ping and TCP both ways, routed and delivered by the programs")
+    func hostGatewayBothWays() throws {
+        let lab = try TwoNodes(backend: .hostGateway)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        #expect(try lab.ping(from: 1, to: 2))
+        #expect(try lab.ping(from: 2, to: 1))
+        try expectTransfer(lab, from: 1, to: 2)
+        try expectTransfer(lab, from: 2, to: 1)
+        for node in [1, 2] {
+            let counters = try lab.counters(node)
+            #expect(counters["routed_direct"]! > 100, "node \(node): \(counters)")
+            #expect(counters["delivered_local"]! > 100, "node \(node): \(counters)")
+            #expect(counters["encapsulated"] == 0)
+        }
+        // The kernel route stays as the safety net, as Flannel's host-gw installs it.
+        let routes = try lab.namespaces.must(lab.node(1), ["ip", "route", "show", "10.244.2.0/24"])
+        #expect(routes.contains("via 198.18.0.2 dev u1"))
+    }
+
+    @Test("VXLAN with DirectRouting: an on-link peer is routed, not encapsulated")
+    func directRouting() throws {
+        let lab = try TwoNodes(backend: .vxlan, directRouting: true)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        #expect(try lab.ping(from: 1, to: 2, count: 5))
+        let peers = try lab.weft(1, ["maps", "peers", "--pin-dir", lab.pinDirectory(1)]).stdout
+        #expect(peers.contains("10.244.2.0/24") && peers.contains("direct"))
+        let counters = try lab.counters(1)
+        #expect(counters["routed_direct"]! >= 5 && counters["encapsulated"] == 0, "\(counters)")
+    }
+
+    @Test("Interop: a BPF node and a stock Flannel kernel node (flannel.1) reach each other both ways")
+    func interopWithFlannelKernelNode() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startFlannelKernelNode(2)
+        #expect(try lab.ping(from: 1, to: 2))
+        #expect(try lab.ping(from: 2, to: 1))
+        try expectTransfer(lab, from: 1, to: 2)
+        try expectTransfer(lab, from: 2, to: 1)
+        let counters = try lab.counters(1)
+        #expect(counters["encapsulated"]! > 100 && counters["delivered_local"]! > 100, "\(counters)")
+    }
+
+    @Test("Decap accepts only known peers, and only from inside their own subnets")
+    func spoofedAndUnknownSendersAreDropped() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startFlannelKernelNode(2)
+        // The Flannel node's pod claims an address outside its node's subnet.
+        try lab.namespaces.must(lab.pod(2), ["ip", "addr", "add", "10.244.9.9/32", "dev", "eth0"])
+        #expect(try !lab.ping(from: 2, to: 1, count: 2, source: "10.244.9.9"))
+        #expect(try lab.counters(1)["dropped_spoofed_source"]! >= 2)
+        #expect(try lab.ping(from: 2, to: 1, count: 1))
+
+        // Node 1 now believes its peer lives at another underlay address: 198.18.0.2 is nobody.
+        try lab.startBPF(1, peerPublicIP: "198.18.0.99")
+        #expect(try !lab.ping(from: 2, to: 1, count: 2))
+        #expect(try lab.counters(1)["dropped_unknown_peer"]! >= 2)
+    }
+
+    @Test("Host-originated traffic takes the cluster route through the vxlan device")
+    func hostTrafficThroughTheOverlay() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        #expect(try lab.namespaces.exec(lab.node(1), ["ping", "-c", "3", "-i", "0.2", "-W", "2", lab.podIP(2)]).succeeded)
+        #expect(try lab.counters(1)["encapsulated_from_stack"]! >= 3)
+    }
+
+    @Test("Restarting the loader during a ping flood loses nothing")
+    func restartUnderFlood() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        let flood = try lab.namespaces.start(lab.pod(1), ["ping", "-q", "-c", "4000", "-i", "0.001", "-W", "2", lab.podIP(2)])
+        usleep(300_000)
+        for _ in 0..<3 {
+            try lab.startBPF(1)
+            try lab.startBPF(2)
+        }
+        flood.waitUntilExit()
+        let output = String(decoding: (flood.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(flood.terminationStatus == 0, "\(output)")
+        #expect(output.contains("4000 packets transmitted, 4000 received"), "\(output)")
+    }
+
+    @Test("Teardown removes every filter, device, route and pin, and pods fall back to the kernel")
+    func teardownLeavesNothing() throws {
+        let lab = try TwoNodes(backend: .hostGateway)
+        try lab.startBPF(1)
+        #expect(try lab.weft(1, ["dataplane", "down", "--pin-dir", lab.pinDirectory(1)]).succeeded)
+        let pins = try FileManager.default.contentsOfDirectory(atPath: lab.pinDirectory(1))
+        #expect(pins.allSatisfy { $0.hasSuffix(".debug") }, "\(pins)")
+        for device in ["u1", "vp1"] {
+            let filters = try lab.namespaces.must(lab.node(1), ["tc", "filter", "show", "dev", device, "ingress"])
+            #expect(!filters.contains("0x5746"), "\(device): \(filters)")
+        }
+        #expect(try lab.namespaces.must(lab.node(1), ["ip", "route", "show", "10.244.2.0/24"]).isEmpty)
+        // A second teardown finds nothing and succeeds.
+        #expect(try lab.weft(1, ["dataplane", "down", "--pin-dir", lab.pinDirectory(1)]).succeeded)
+
+        let vxlan = try TwoNodes(backend: .vxlan)
+        try vxlan.startBPF(1)
+        #expect(try vxlan.weft(1, ["dataplane", "down", "--pin-dir", vxlan.pinDirectory(1)]).succeeded)
+        #expect(try !vxlan.namespaces.exec(vxlan.node(1), ["ip", "link", "show", "weft.1"]).succeeded)
+    }
+}
+
+/// 20 MiB over TCP from one pod to the other arrive whole.
+func expectTransfer(_ lab: TwoNodes, from: Int, to: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let delivered = try lab.tcpTransfer(from: from, to: to, megabytes: 20)
+    #expect(delivered == 20 << 20, "pod \(from) -> pod \(to): \(delivered) bytes delivered", sourceLocation: sourceLocation)
+}
