@@ -1,0 +1,38 @@
+import Foundation
+import Glibc
+import Testing
+import WeftTestSupport
+
+@Suite("weft dataplane probe and compile")
+struct DataplaneCommandTests {
+    @Test("The probe names what is missing and how to get it, and fails")
+    func probeWithoutPrograms() throws {
+        let empty = try TemporaryDirectory()
+        let result = try WeftProcess.run(["dataplane", "probe", "--bpf-dir", empty.path])
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("bpf: not usable"))
+        #expect(result.stdout.contains("compiled BPF programs missing in \(empty.path): from_pod, from_overlay, from_underlay, to_overlay"))
+        #expect(result.stdout.contains("weft dataplane compile"))
+    }
+
+    @Test("The probe passes on this machine as root, with the built programs", .enabled(if: getuid() == 0))
+    func probeAsRoot() throws {
+        let result = try WeftProcess.run(["dataplane", "probe", "--json"])
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout == #"{"bpf":true,"reasons":[]}"# + "\n")
+    }
+
+    @Test("weft compiles the programs itself, and skips the work when they are up to date")
+    func compileOnDemand() throws {
+        let output = try TemporaryDirectory()
+        let first = try WeftProcess.run(["dataplane", "compile", "--output", output.path])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("compiled 4 programs into \(output.path)"))
+        for name in ["from_pod", "from_overlay", "from_underlay", "to_overlay"] {
+            let object = try #require(FileManager.default.contents(atPath: "\(output.path)/\(name).bpf.o"))
+            #expect(object.prefix(4) == Data([0x7f, 0x45, 0x4c, 0x46]), "\(name) is an ELF object")
+        }
+        let second = try WeftProcess.run(["dataplane", "compile", "--output", output.path])
+        #expect(second.stdout.contains("up to date"))
+    }
+}
