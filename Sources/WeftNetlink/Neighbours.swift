@@ -49,15 +49,8 @@ extension NetlinkSocket {
         var request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_INET, index: 0))
         request.append(Int32(NDA_IFINDEX), uint32: UInt32(bitPattern: index))
-        return try dump(request, "list", "neighbours of interface \(index)").compactMap { message -> NeighbourEntry? in
-            guard let (header, attributes) = Self.neighbourParts(message), header[0] == UInt8(AF_INET),
-                  let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
-                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
-            else { return nil }
-            let entryIndex = Int32(bitPattern: header.read(UInt32.self, at: 4))
-            guard entryIndex == index else { return nil }
-            return NeighbourEntry(interfaceIndex: entryIndex, address: address, mac: mac,
-                                  permanent: header.read(UInt16.self, at: 8) & UInt16(NUD_PERMANENT) != 0)
+        return try neighbourDump(request, family: AF_INET, index: index, "neighbours").map { entry in
+            NeighbourEntry(interfaceIndex: index, address: entry.address, mac: entry.mac, permanent: entry.state & UInt16(NUD_PERMANENT) != 0)
         }
     }
 
@@ -81,14 +74,8 @@ extension NetlinkSocket {
     public func forwardingEntries(index: Int32) throws(NetlinkError) -> [ForwardingEntry] {
         let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_BRIDGE, index: index))
-        return try dump(request, "list", "forwarding entries of interface \(index)").compactMap { message -> ForwardingEntry? in
-            guard let (header, attributes) = Self.neighbourParts(message), header[0] == UInt8(AF_BRIDGE),
-                  let destination = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
-                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
-            else { return nil }
-            let entryIndex = Int32(bitPattern: header.read(UInt32.self, at: 4))
-            guard entryIndex == index else { return nil }
-            return ForwardingEntry(interfaceIndex: entryIndex, mac: mac, destination: destination)
+        return try neighbourDump(request, family: AF_BRIDGE, index: index, "forwarding entries").map { entry in
+            ForwardingEntry(interfaceIndex: index, mac: entry.mac, destination: entry.address)
         }
     }
 
@@ -109,8 +96,18 @@ extension NetlinkSocket {
         try perform(request, "delete forwarding entry \(entry.mac) on", "interface \(entry.interfaceIndex)")
     }
 
-    private static func neighbourParts(_ message: NetlinkMessage) -> ([UInt8], NetlinkAttributes)? {
-        guard message.type == UInt16(RTM_NEWNEIGH), message.payload.count >= neighbourHeaderSize else { return nil }
-        return (message.header(neighbourHeaderSize), message.attributes(after: neighbourHeaderSize))
+    /// The entries of one family on one interface that carry both an IPv4 address and a MAC.
+    private func neighbourDump(_ request: NetlinkRequest, family: Int32, index: Int32, _ what: String) throws(NetlinkError)
+        -> [(address: IPv4Address, mac: MACAddress, state: UInt16)] {
+        try dump(request, "list", "\(what) of interface \(index)").compactMap { message in
+            guard message.type == UInt16(RTM_NEWNEIGH), message.payload.count >= Self.neighbourHeaderSize else { return nil }
+            let header = message.header(Self.neighbourHeaderSize)
+            let attributes = message.attributes(after: Self.neighbourHeaderSize)
+            guard header[0] == UInt8(family), Int32(bitPattern: header.read(UInt32.self, at: 4)) == index,
+                  let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
+                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
+            else { return nil }
+            return (address, mac, header.read(UInt16.self, at: 8))
+        }
     }
 }

@@ -12,10 +12,7 @@ struct BPFEndToEndTests {
         let lab = try TwoNodes(backend: .vxlan)
         try lab.startBPF(1)
         try lab.startBPF(2)
-        #expect(try lab.ping(from: 1, to: 2))
-        #expect(try lab.ping(from: 2, to: 1))
-        try expectTransfer(lab, from: 1, to: 2)
-        try expectTransfer(lab, from: 2, to: 1)
+        try expectPodsReachEachOther(lab)
         for node in [1, 2] {
             let counters = try lab.counters(node)
             // Pings and 20 MiB each way (in GSO segments of up to 64 KiB), none dropped.
@@ -31,10 +28,7 @@ struct BPFEndToEndTests {
         let lab = try TwoNodes(backend: .hostGateway)
         try lab.startBPF(1)
         try lab.startBPF(2)
-        #expect(try lab.ping(from: 1, to: 2))
-        #expect(try lab.ping(from: 2, to: 1))
-        try expectTransfer(lab, from: 1, to: 2)
-        try expectTransfer(lab, from: 2, to: 1)
+        try expectPodsReachEachOther(lab)
         for node in [1, 2] {
             let counters = try lab.counters(node)
             #expect(counters["routed_direct"]! > 100, "node \(node): \(counters)")
@@ -63,10 +57,7 @@ struct BPFEndToEndTests {
         let lab = try TwoNodes(backend: .vxlan)
         try lab.startBPF(1)
         try lab.startFlannelKernelNode(2)
-        #expect(try lab.ping(from: 1, to: 2))
-        #expect(try lab.ping(from: 2, to: 1))
-        try expectTransfer(lab, from: 1, to: 2)
-        try expectTransfer(lab, from: 2, to: 1)
+        try expectPodsReachEachOther(lab)
         let counters = try lab.counters(1)
         #expect(counters["encapsulated"]! > 100 && counters["delivered_local"]! > 100, "\(counters)")
     }
@@ -134,6 +125,14 @@ struct BPFEndToEndTests {
         #expect(try vxlan.weft(1, ["dataplane", "down", "--pin-dir", vxlan.pinDirectory(1)]).succeeded)
         #expect(try !vxlan.namespaces.exec(vxlan.node(1), ["ip", "link", "show", "weft.1"]).succeeded)
     }
+}
+
+/// Ping, then 20 MiB over TCP, each way between the two pods.
+func expectPodsReachEachOther(_ lab: TwoNodes, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    #expect(try lab.ping(from: 1, to: 2), "pod 1 -> pod 2", sourceLocation: sourceLocation)
+    #expect(try lab.ping(from: 2, to: 1), "pod 2 -> pod 1", sourceLocation: sourceLocation)
+    try expectTransfer(lab, from: 1, to: 2, sourceLocation: sourceLocation)
+    try expectTransfer(lab, from: 2, to: 1, sourceLocation: sourceLocation)
 }
 
 /// 20 MiB over TCP from one pod to the other arrive whole.
