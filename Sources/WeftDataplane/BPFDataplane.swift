@@ -157,8 +157,59 @@ public final class BPFDataplane: Dataplane {
     }
 
     private func requireLink(_ name: String) throws -> NetworkLink {
-        if let link = try netlink.link(named: name) { return link }
-        throw DataplaneError.missingInterface(name, available: try netlink.links().map(\.name))
+        try WeftDataplane.requireLink(name, netlink)
+    }
+
+    public func repair() throws -> [String] {
+        let underlay = try requireLink(settings.underlayInterface)
+        var repairs: [String] = []
+        var attachments: [(TCAttachment, String)] = [(TCAttachment(interfaceIndex: underlay.index, direction: .ingress), "from_underlay")]
+        if let options = settings.vxlanOptions {
+            let name = Self.vxlanDeviceName(vni: options.vni)
+            guard let device = try netlink.link(named: name), device.vxlan?.external == true else {
+                // The programs know the device by its ifindex: a new device needs new programs.
+                try setUp()
+                return ["recreated \(name) and reloaded the programs"]
+            }
+            let mtu = settings.podMTU(underlayMTU: underlay.mtu)
+            if !device.isUp || device.usesARP || device.mtu != mtu {
+                try netlink.setLink(index: device.index, up: true, arp: false, mtu: mtu)
+                repairs.append("reset \(name) to up, NOARP, MTU \(mtu)")
+            }
+            let address = InterfaceAddress(interfaceIndex: device.index, address: settings.subnet.network, prefixLength: 32)
+            if try !netlink.addresses(index: device.index).contains(address) {
+                try netlink.addAddress(address)
+                repairs.append("address \(address.address)/32 on \(name)")
+            }
+            let route = Route(destination: settings.network, gateway: nil, interfaceIndex: device.index)
+            if try !netlink.routes().contains(route) {
+                try netlink.replaceRoute(route)
+                repairs.append("route \(settings.network) dev \(name)")
+            }
+            attachments.append((TCAttachment(interfaceIndex: device.index, direction: .ingress), "from_overlay"))
+            attachments.append((TCAttachment(interfaceIndex: device.index, direction: .egress), "to_overlay"))
+        }
+        let interfaces = Set(try netlink.links().map(\.index))
+        let maps = try PinnedMaps(directory: pinDirectory)
+        for (address, endpoint) in try maps.endpoints.entries() {
+            guard interfaces.contains(Int32(endpoint.hostInterfaceIndex)) else {
+                // The pod went away without a CNI DEL: nothing left to deliver to.
+                try maps.endpoints.remove(address)
+                repairs.append("forgot pod \(address), whose veth is gone")
+                continue
+            }
+            attachments.append((TCAttachment(interfaceIndex: Int32(endpoint.hostInterfaceIndex), direction: .ingress), "from_pod (pod \(address))"))
+        }
+        for (attachment, label) in attachments {
+            let name = String(label.prefix { $0 != " " })
+            let program = try ProgramPin.open(name, in: pinDirectory)
+            defer { close(program) }
+            if try attachment.attachedProgramID() != ProgramPin.id(of: program) {
+                try attachment.attach(programDescriptor: program, name: name)
+                repairs.append("\(label) at the \(attachment)")
+            }
+        }
+        return repairs
     }
 
     /// Adopts the collect_md device if it has the right port, else (re)creates it; then

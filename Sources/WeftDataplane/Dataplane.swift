@@ -15,6 +15,11 @@ public protocol Dataplane: AnyObject {
     @discardableResult
     func apply(peers: [Lease]) throws -> ApplyReport
 
+    /// Checks what `setUp` made and puts back whatever is missing or wrong (a deleted
+    /// device, a lost address, a removed filter). Returns what it repaired; cheap enough
+    /// to run every few seconds.
+    func repair() throws -> [String]
+
     /// Removes everything this dataplane created on the node.
     func tearDown() throws
 }

@@ -68,8 +68,14 @@ public final class NetlinkSocket {
         try exchange(request, operation, object)
     }
 
-    /// Blocks until notifications arrive, or `timeoutMilliseconds` pass (then returns none).
-    /// ENOBUFS (the kernel dropped notifications) is returned as `overrun: true`.
+    /// Blocks until change notifications arrive (on a socket made with `groups`), or
+    /// `timeoutMilliseconds` pass; returns how many arrived. ENOBUFS (the kernel dropped
+    /// some) is `overrun: true`: the caller must assume anything changed.
+    public func waitForChanges(timeoutMilliseconds: Int32) throws(NetlinkError) -> (count: Int, overrun: Bool) {
+        let (messages, overrun) = try notifications(timeoutMilliseconds: timeoutMilliseconds)
+        return (messages.count, overrun)
+    }
+
     func notifications(timeoutMilliseconds: Int32) throws(NetlinkError) -> (messages: [NetlinkMessage], overrun: Bool) {
         var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         let ready = poll(&poller, 1, timeoutMilliseconds)

@@ -72,15 +72,46 @@ final class TwoNodes {
         try namespaces.exec(node(n), [WeftProcess.binary] + arguments)
     }
 
+    /// The arguments that describe node `n` to `weft dataplane up|run`, its peer being the other node.
+    func nodeArguments(_ n: Int, dataplane: String, peerPublicIP: String? = nil) throws -> [String] {
+        if pins[n] == nil { pins[n] = try PinDirectory() }
+        let peers = try files.write("peers-\(n).json", "[\(leaseJSON(3 - n, publicIP: peerPublicIP))]")
+        return ["--net-config-path", files.file("net-conf.json"), "--subnet", "10.244.\(n).0/24", "--iface", "u\(n)",
+                "--vtep-mac", vtepMAC(n), "--peers", peers, "--pin-dir", pinDirectory(n), "--dataplane", dataplane]
+    }
+
+    /// Sets up node `n` on the kernel dataplane, as Flannel would program it.
+    func startKernel(_ n: Int) throws {
+        let up = try weft(n, ["dataplane", "up"] + nodeArguments(n, dataplane: "kernel"))
+        guard up.succeeded else { throw Command.Failure(arguments: ["weft dataplane up --dataplane kernel"], result: up) }
+    }
+
+    /// Starts `weft dataplane run` on node `n`: set up, then repair until the test ends.
+    func runDataplane(_ n: Int, dataplane: String) throws -> Process {
+        let process = try namespaces.start(node(n), [WeftProcess.binary, "dataplane", "run", "--interval", "1"] + nodeArguments(n, dataplane: dataplane))
+        // Ready once the node holds its peer: a route in the kernel, an entry in the BPF map.
+        let peer = "10.244.\(3 - n).0/24"
+        for _ in 0..<100 {
+            let holds = dataplane == "bpf"
+                ? try weft(n, ["maps", "peers", "--pin-dir", pinDirectory(n)]).stdout.contains(peer)
+                : try namespaces.exec(node(n), ["ip", "route", "show", peer]).stdout.contains(peer)
+            if holds { break }
+            usleep(50_000)
+        }
+        if dataplane == "bpf" { try registerPod(n) }
+        return process
+    }
+
     /// Sets up (or re-adopts) the BPF dataplane on node `n` with the other node as its peer,
     /// and registers its pod.
     func startBPF(_ n: Int, peerPublicIP: String? = nil) throws {
-        if pins[n] == nil { pins[n] = try PinDirectory() }
-        let other = 3 - n
-        let peers = try files.write("peers-\(n).json", "[\(leaseJSON(other, publicIP: peerPublicIP))]")
-        let up = try weft(n, ["dataplane", "up", "--net-config-path", files.file("net-conf.json"), "--subnet", "10.244.\(n).0/24",
-                              "--iface", "u\(n)", "--vtep-mac", vtepMAC(n), "--peers", peers, "--pin-dir", pinDirectory(n)])
+        let up = try weft(n, ["dataplane", "up"] + nodeArguments(n, dataplane: "bpf", peerPublicIP: peerPublicIP))
         guard up.succeeded else { throw Command.Failure(arguments: ["weft dataplane up"], result: up) }
+        try registerPod(n)
+    }
+
+    /// Registers node `n`'s pod with its BPF dataplane.
+    func registerPod(_ n: Int) throws {
         let podMAC = try namespaces.must(pod(n), ["cat", "/sys/class/net/eth0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
         let add = try weft(n, ["dataplane", "endpoint", "add", "--ip", podIP(n), "--iface", "vp\(n)", "--pod-mac", podMAC,
                                "--pin-dir", pinDirectory(n)])
@@ -99,6 +130,18 @@ final class TwoNodes {
         try ip(ns, "neigh", "replace", "10.244.\(other).0", "lladdr", vtepMAC(other), "dev", "flannel.1", "nud", "permanent")
         try Command.must(["bridge", "-n", ns, "fdb", "append", vtepMAC(other), "dev", "flannel.1", "dst", underlayIP(other)])
         try ip(ns, "route", "add", "10.244.\(other).0/24", "via", "10.244.\(other).0", "dev", "flannel.1", "onlink")
+    }
+
+    /// Seconds until pod `from` reaches pod `to` again (one echo answered), or nil if it
+    /// does not within `limit` seconds.
+    func secondsUntilReachable(from: Int, to: Int, limit: Double = 5) throws -> Double? {
+        let start = Date()
+        while Date().timeIntervalSince(start) < limit {
+            if try namespaces.exec(pod(from), ["ping", "-c", "1", "-W", "1", podIP(to)]).succeeded {
+                return Date().timeIntervalSince(start)
+            }
+        }
+        return nil
     }
 
     /// Pings pod `to` from pod `from`; true when every echo came back.

@@ -1,5 +1,5 @@
 /// A 48-bit Ethernet address.
-public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
+public struct MACAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let bytes: [UInt8]
 
     public init?(bytes: [UInt8]) {
@@ -31,5 +31,9 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
             let hex = String(byte, radix: 16)
             return byte < 16 ? "0" + hex : hex
         }.joined(separator: ":")
+    }
+
+    public static func < (lhs: MACAddress, rhs: MACAddress) -> Bool {
+        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }
 }

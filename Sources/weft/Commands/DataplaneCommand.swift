@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import WeftBPF
 import WeftCore
 import WeftDataplane
@@ -12,7 +13,7 @@ struct DataplaneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataplane",
         abstract: "Probe, compile, set up, feed and tear down this node's BPF dataplane.",
-        subcommands: [Probe.self, Compile.self, Up.self, Endpoint.self, Down.self]
+        subcommands: [Probe.self, Compile.self, Up.self, Run.self, Endpoint.self, Down.self]
     )
 
     struct Programs: ParsableArguments {
@@ -63,22 +64,24 @@ struct DataplaneCommand: ParsableCommand {
         }
     }
 
-    struct Up: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Set up (or adopt) the BPF dataplane of this node and program its peers.",
-            discussion: "Safe to run again at any time: maps are kept, filters are replaced atomically, traffic keeps flowing.")
+    /// What a node's dataplane is made from: its network, subnet, underlay and identity.
+    struct NodeOptions: ParsableArguments {
         @Option(help: "The network config (Flannel's net-conf.json).") var netConfigPath: String
         @Option(help: "This node's subnet, e.g. 10.244.1.0/24.") var subnet: String
         @Option(help: "The underlay interface.") var iface: String
         @Option(help: "This node's public IP. Default: the first IPv4 address of --iface.") var publicIP: String?
         @Option(help: "The VTEP MAC. Default: the vxlan device's current one, else a new random one.") var vtepMAC: String?
         @Option(help: "Peers' leases as `weft leases list --json` prints them.") var peers: String?
+        @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel.") var dataplane: DataplaneChoice = .auto
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
         @OptionGroup var programs: Programs
-        @OptionGroup var logging: LoggingOptions
 
-        func run() throws {
-            logging.bootstrap()
+        func peerLeases() throws -> [Lease] {
+            try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0), source: $0) } ?? []
+        }
+
+        /// Selects the dataplane (logging why once) and builds it.
+        func makeDataplane(logger: Logger) throws -> any Dataplane {
             let config = try ConfigFile.load(netConfigPath).config
             guard let subnet = IPv4Prefix(subnet) else { throw CommandFailure("--subnet \(self.subnet): expected a CIDR such as 10.244.1.0/24") }
             let netlink = try NetlinkSocket()
@@ -90,26 +93,67 @@ struct DataplaneCommand: ParsableCommand {
                 return ip
             } ?? netlink.addresses(index: underlay.index).first?.address
             guard let publicIP else { throw CommandFailure("--iface \(iface) has no IPv4 address; give one or pass --public-ip") }
+            let selection = try DataplaneSelection.select(dataplane, probe: DataplaneProbe.run(programs: programs.programs))
+            logger.notice("dataplane selected", metadata: ["mode": "\(selection.mode.rawValue)", "reason": "\(selection.reason)"])
             let settings = NodeSettings(network: config.network, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
-                                        backend: config.backend, vtepMAC: try vtepMAC(config.backend, netlink))
-            let leases = try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0), source: $0) } ?? []
-            let dataplane = try BPFDataplane(settings: settings, pinDirectory: pinDir, programs: programs.programs,
-                                             logger: Logger(label: "weft.dataplane"))
-            try dataplane.setUp()
-            let report = try dataplane.apply(peers: leases)
-            print("bpf dataplane up: \(leases.count - report.ignored.count) peers, \(report.peersWritten) written, \(report.peersRemoved) removed")
+                                        backend: config.backend,
+                                        vtepMAC: try vtepMAC(config.backend, mode: selection.mode, netlink))
+            switch selection.mode {
+            case .bpf: return try BPFDataplane(settings: settings, pinDirectory: pinDir, programs: programs.programs, logger: logger)
+            case .kernel: return try KernelDataplane(settings: settings, logger: logger)
+            }
         }
 
-        private func vtepMAC(_ backend: Backend, _ netlink: NetlinkSocket) throws -> MACAddress {
+        private func vtepMAC(_ backend: Backend, mode: DataplaneMode, _ netlink: NetlinkSocket) throws -> MACAddress {
             if let text = vtepMAC {
                 guard let mac = MACAddress(text) else { throw CommandFailure("--vtep-mac \(text): expected a MAC such as 0a:58:0a:f4:01:01") }
                 return mac
             }
-            if case .vxlan(let options) = backend, let mac = try netlink.link(named: BPFDataplane.vxlanDeviceName(vni: options.vni))?.mac {
-                return mac
+            if case .vxlan(let options) = backend {
+                let device = mode == .bpf ? BPFDataplane.vxlanDeviceName(vni: options.vni) : KernelDataplane.vxlanDeviceName(vni: options.vni)
+                if let mac = try netlink.link(named: device)?.mac { return mac }
             }
             var generator = SystemRandomNumberGenerator()
             return MACAddress.randomLocal(using: &generator)
+        }
+    }
+
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set up (or adopt) this node's dataplane, program its peers, and exit.",
+            discussion: "Safe to run again at any time: BPF maps are kept and filters replaced atomically; kernel entries are compared first.")
+        @OptionGroup var node: NodeOptions
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            logging.bootstrap()
+            let leases = try node.peerLeases()
+            let dataplane = try node.makeDataplane(logger: Logger(label: "weft.dataplane"))
+            try dataplane.setUp()
+            let report = try dataplane.apply(peers: leases)
+            print("\(dataplane.mode.rawValue) dataplane up: \(leases.count - report.ignored.count) peers, \(report.peersWritten) written, \(report.peersRemoved) removed")
+        }
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set up this node's dataplane and keep it that way: repair what the host network loses, until SIGTERM.",
+            discussion: "On SIGTERM or SIGINT it exits 0 and leaves the dataplane in place, so pods keep talking.")
+        @OptionGroup var node: NodeOptions
+        @Option(help: "Seconds between full checks; netlink events trigger one at once as well.") var interval: Int = 2
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            logging.bootstrap()
+            let logger = Logger(label: "weft.dataplane")
+            let dataplane = try node.makeDataplane(logger: logger)
+            try dataplane.setUp()
+            let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: try node.peerLeases(), interval: .seconds(interval), logger: logger)
+            try supervisor.reconcile()
+            let stop = StopSignal()
+            logger.notice("dataplane running; SIGTERM to stop", metadata: ["mode": "\(dataplane.mode.rawValue)"])
+            try supervisor.run { stop.received }
+            logger.notice("stopping; the dataplane stays in place")
         }
     }
 
@@ -143,13 +187,48 @@ struct DataplaneCommand: ParsableCommand {
     }
 
     struct Down: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove everything the BPF dataplane attached, created and pinned in this network namespace.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove what the dataplane made in this network namespace.",
+            discussion: "Always removes the BPF dataplane's filters, devices, routes and pins. With --net-config-path and --iface it also removes the kernel dataplane's flannel.<VNI> device and peer routes.")
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
+        @Option(help: "The network config, to find the kernel dataplane's device and routes.") var netConfigPath: String?
+        @Option(help: "The underlay interface the kernel dataplane's routes use.") var iface: String?
         @OptionGroup var logging: LoggingOptions
 
         func run() throws {
             logging.bootstrap()
-            try BPFDataplane.tearDown(pinDirectory: pinDir, logger: Logger(label: "weft.dataplane"))
+            let logger = Logger(label: "weft.dataplane")
+            try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+            guard let netConfigPath, let iface else { return }
+            let config = try ConfigFile.load(netConfigPath).config
+            let settings = NodeSettings(network: config.network, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
+                                        backend: config.backend, vtepMAC: MACAddress(bytes: [2, 0, 0, 0, 0, 0])!)
+            try KernelDataplane(settings: settings, logger: logger).tearDown()
         }
     }
 }
+
+/// SIGTERM and SIGINT, turned into a flag a loop can poll.
+final class StopSignal {
+    private final class Flag: Sendable {
+        let raised = Mutex(false)
+    }
+
+    private let flag = Flag()
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let flag = self.flag
+        sources = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { flag.raised.withLock { $0 = true } }
+            source.resume()
+            return source
+        }
+    }
+
+    var received: Bool { flag.raised.withLock { $0 } }
+}
+
+extension DataplaneChoice: ExpressibleByArgument {}

@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import WeftCore
+import WeftNetlink
+
+/// The kernel dataplane, programmed exactly as Flannel programs it: for VXLAN the
+/// `flannel.<VNI>` device (`id`, `local`, `dev`, `dstport`, `nolearning`, MTU = underlay
+/// MTU - 50, `<subnet>/32`) and per peer a permanent neighbour, an FDB entry and an onlink
+/// route; for host-gw and DirectRouting, `<subnet> via <peer IP> dev <underlay>`. Every
+/// step compares with what the kernel holds first, so applying twice changes nothing.
+public final class KernelDataplane: Dataplane {
+    public let mode = DataplaneMode.kernel
+    public let settings: NodeSettings
+    private let netlink: NetlinkSocket
+    private let logger: Logger
+
+    public init(settings: NodeSettings, logger: Logger) throws {
+        self.settings = settings
+        self.logger = logger
+        netlink = try NetlinkSocket()
+    }
+
+    public static func vxlanDeviceName(vni: UInt32) -> String { "flannel.\(vni)" }
+
+    public func setUp() throws {
+        let repaired = try ensureDevice()
+        if !repaired.isEmpty { logger.info("kernel dataplane set up", metadata: ["changed": "\(repaired.joined(separator: "; "))"]) }
+    }
+
+    public func repair() throws -> [String] {
+        try ensureDevice()
+    }
+
+    /// Puts the device back the way it belongs; returns what it had to change.
+    @discardableResult
+    func ensureDevice() throws -> [String] {
+        guard let options = settings.vxlanOptions else { return [] }
+        let underlay = try requireLink(settings.underlayInterface, netlink)
+        let name = Self.vxlanDeviceName(vni: options.vni)
+        let wanted = VXLANSettings.flannel(vni: options.vni, local: settings.publicIP, underlayIndex: underlay.index, port: options.port)
+        let mtu = settings.podMTU(underlayMTU: underlay.mtu)
+        var changes: [String] = []
+        var link = try netlink.link(named: name)
+        if let existing = link, existing.vxlan != wanted {
+            // Flannel does the same: a device with other parameters cannot be changed in place.
+            try netlink.deleteLink(index: existing.index)
+            changes.append("replaced \(name), which had other vxlan settings")
+            link = nil
+        }
+        if link == nil {
+            try netlink.createVXLAN(name: name, settings: wanted, mtu: mtu, mac: settings.vtepMAC)
+            link = try netlink.link(named: name)
+            changes.append("created \(name)")
+        }
+        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up") }
+        if device.mtu != mtu || device.mac != settings.vtepMAC || !device.isUp {
+            try netlink.setLink(index: device.index, up: true, mtu: mtu, mac: settings.vtepMAC)
+            if !changes.contains("created \(name)") { changes.append("reset \(name) to up, MTU \(mtu), MAC \(settings.vtepMAC)") }
+        }
+        let address = InterfaceAddress(interfaceIndex: device.index, address: settings.subnet.network, prefixLength: 32)
+        if try !netlink.addresses(index: device.index).contains(address) {
+            try netlink.addAddress(address)
+            changes.append("address \(settings.subnet.network)/32 on \(name)")
+        }
+        return changes
+    }
+
+    @discardableResult
+    public func apply(peers: [Lease]) throws -> ApplyReport {
+        let underlay = try requireLink(settings.underlayInterface, netlink)
+        let onLink = try netlink.addresses(index: underlay.index).map(\.network)
+        let plan = PeerPlan(peers: peers.filter { $0.subnet != settings.subnet }, backend: settings.backend, onLinkNetworks: onLink)
+        var report = ApplyReport()
+        report.ignored = plan.ignored
+        let device = try settings.vxlanOptions.flatMap { try netlink.link(named: Self.vxlanDeviceName(vni: $0.vni)) }
+
+        var desiredRoutes: [IPv4Prefix: Route] = [:]
+        var desiredNeighbours: [IPv4Address: NeighbourEntry] = [:]
+        var desiredForwarding: [MACAddress: ForwardingEntry] = [:]
+        for (subnet, path) in plan.paths {
+            switch path {
+            case .direct(let ip):
+                desiredRoutes[subnet] = Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index)
+            case .vxlan(let ip, let mac):
+                guard let device else { throw DataplaneError("the vxlan device is missing; set the dataplane up first") }
+                desiredRoutes[subnet] = Route(destination: subnet, gateway: subnet.network, interfaceIndex: device.index, onlink: true)
+                desiredNeighbours[subnet.network] = NeighbourEntry(interfaceIndex: device.index, address: subnet.network, mac: mac)
+                desiredForwarding[mac] = ForwardingEntry(interfaceIndex: device.index, mac: mac, destination: ip)
+            }
+        }
+
+        // Neighbour and FDB entries first, so a new route never points at an unresolved VTEP.
+        if let device {
+            let neighbourDiff = KeyedDiff(
+                current: Dictionary(try netlink.neighbours(index: device.index).filter(\.permanent).map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a }),
+                desired: desiredNeighbours)
+            for (_, entry) in neighbourDiff.upserts { try netlink.replaceNeighbour(entry) }
+            let currentForwarding = Dictionary(try netlink.forwardingEntries(index: device.index).map { ($0.mac, $0) },
+                                               uniquingKeysWith: { a, _ in a })
+            let forwardingDiff = KeyedDiff(current: currentForwarding, desired: desiredForwarding)
+            for (_, entry) in forwardingDiff.upserts { try netlink.replaceForwardingEntry(entry) }
+            report.peersWritten = max(neighbourDiff.upserts.count, forwardingDiff.upserts.count)
+            for address in neighbourDiff.removals {
+                let stale = NeighbourEntry(interfaceIndex: device.index, address: address, mac: MACAddress(bytes: [0, 0, 0, 0, 0, 0])!)
+                try ignoringMissing { try netlink.deleteNeighbour(stale) }
+            }
+            for mac in forwardingDiff.removals {
+                guard let stale = currentForwarding[mac] else { continue }
+                try ignoringMissing { try netlink.deleteForwardingEntry(stale) }
+            }
+            report.peersRemoved = max(neighbourDiff.removals.count, forwardingDiff.removals.count)
+        }
+
+        let ours = Set([underlay.index] + (device.map { [$0.index] } ?? []))
+        let currentRoutes = try netlink.routes().filter {
+            ours.contains($0.interfaceIndex) && $0.gateway != nil && settings.network.contains($0.destination) && $0.destination != settings.subnet
+        }
+        let routeDiff = KeyedDiff(current: Dictionary(currentRoutes.map { ($0.destination, $0) }, uniquingKeysWith: { a, _ in a }),
+                                  desired: desiredRoutes)
+        for (_, route) in routeDiff.upserts { try netlink.replaceRoute(route) }
+        for subnet in routeDiff.removals {
+            for route in currentRoutes where route.destination == subnet { try ignoringMissing { try netlink.deleteRoute(route) } }
+        }
+        report.routesWritten = routeDiff.upserts.count
+        report.routesRemoved = routeDiff.removals.count
+        if report.changedSomething {
+            logger.info("applied peers", metadata: [
+                "peers": "\(plan.paths.count)", "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",
+                "vteps-written": "\(report.peersWritten)", "vteps-removed": "\(report.peersRemoved)",
+            ])
+        }
+        return report
+    }
+
+    public func tearDown() throws {
+        let underlay = try netlink.link(named: settings.underlayInterface)
+        for route in try netlink.routes() where route.interfaceIndex == underlay?.index && route.gateway != nil
+            && settings.network.contains(route.destination) {
+            try ignoringMissing { try netlink.deleteRoute(route) }
+        }
+        if let options = settings.vxlanOptions, let device = try netlink.link(named: Self.vxlanDeviceName(vni: options.vni)) {
+            try netlink.deleteLink(index: device.index)
+        }
+        logger.info("kernel dataplane torn down")
+    }
+
+    /// Runs a delete; an entry someone else removed first is not an error.
+    private func ignoringMissing(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as NetlinkError where [ENOENT, ESRCH, ENODEV].contains(error.errno) {
+            return
+        }
+    }
+}
+
+func requireLink(_ name: String, _ netlink: NetlinkSocket) throws -> NetworkLink {
+    if let link = try netlink.link(named: name) { return link }
+    throw DataplaneError.missingInterface(name, available: try netlink.links().map(\.name))
+}
