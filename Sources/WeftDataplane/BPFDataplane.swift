@@ -90,20 +90,10 @@ public final class BPFDataplane: Dataplane {
 
         // Kernel routes for direct peers: the path for host-originated traffic, and for
         // whatever the programs leave to the stack.
-        let routeDiff = KeyedDiff(
-            current: Dictionary(try netlink.routes().filter { $0.interfaceIndex == underlay.index && $0.gateway != nil && settings.network.contains($0.destination) }
-                .map { ($0.destination, $0) }, uniquingKeysWith: { first, _ in first }),
-            desired: Dictionary(uniqueKeysWithValues: plan.directRoutes.map { subnet, ip in
-                (subnet, Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index))
-            }))
-        for (_, route) in routeDiff.upserts { try netlink.replaceRoute(route) }
-        for subnet in routeDiff.removals {
-            if let route = try netlink.routes().first(where: { $0.destination == subnet && $0.interfaceIndex == underlay.index }) {
-                try netlink.deleteRoute(route)
-            }
-        }
-        report.routesWritten = routeDiff.upserts.count
-        report.routesRemoved = routeDiff.removals.count
+        let routes = PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: [underlay.index])
+        try routes.reconcile(desired: Dictionary(uniqueKeysWithValues: plan.directRoutes.map { subnet, ip in
+            (subnet, Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index))
+        }), into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(desiredPeers.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",

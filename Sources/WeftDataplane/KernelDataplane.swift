@@ -111,18 +111,9 @@ public final class KernelDataplane: Dataplane {
             report.peersRemoved = max(neighbourDiff.removals.count, forwardingDiff.removals.count)
         }
 
-        let ours = Set([underlay.index] + (device.map { [$0.index] } ?? []))
-        let currentRoutes = try netlink.routes().filter {
-            ours.contains($0.interfaceIndex) && $0.gateway != nil && settings.network.contains($0.destination) && $0.destination != settings.subnet
-        }
-        let routeDiff = KeyedDiff(current: Dictionary(currentRoutes.map { ($0.destination, $0) }, uniquingKeysWith: { a, _ in a }),
-                                  desired: desiredRoutes)
-        for (_, route) in routeDiff.upserts { try netlink.replaceRoute(route) }
-        for subnet in routeDiff.removals {
-            for route in currentRoutes where route.destination == subnet { try ignoringMissing { try netlink.deleteRoute(route) } }
-        }
-        report.routesWritten = routeDiff.upserts.count
-        report.routesRemoved = routeDiff.removals.count
+        let interfaces = Set([underlay.index] + (device.map { [$0.index] } ?? []))
+        try PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: interfaces)
+            .reconcile(desired: desiredRoutes, into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(plan.paths.count)", "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",
@@ -142,15 +133,6 @@ public final class KernelDataplane: Dataplane {
             try netlink.deleteLink(index: device.index)
         }
         logger.info("kernel dataplane torn down")
-    }
-
-    /// Runs a delete; an entry someone else removed first is not an error.
-    private func ignoringMissing(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as NetlinkError where [ENOENT, ESRCH, ENODEV].contains(error.errno) {
-            return
-        }
     }
 }
 

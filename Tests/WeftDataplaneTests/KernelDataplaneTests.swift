@@ -93,20 +93,14 @@ struct SelfHealingTests {
 
     @Test("Kernel dataplane repairs", arguments: Damage.allCases)
     func kernel(damage: Damage) throws {
-        let lab = try TwoNodes(backend: .vxlan)
-        let daemon = try lab.runDataplane(1, dataplane: "kernel")
-        try lab.startKernel(2)
-        #expect(try lab.ping(from: 1, to: 2))
+        let (lab, daemon) = try supervisedPair(dataplane: "kernel")
         let ns = lab.node(1)
         switch damage {
         case .routeDeleted: try lab.namespaces.must(ns, ["ip", "route", "del", "10.244.2.0/24"])
         case .neighbourDeleted: try lab.namespaces.must(ns, ["ip", "neigh", "del", "10.244.2.0", "dev", "flannel.1"])
         case .fdbEntryDeleted: try Command.must(["bridge", "-n", ns, "fdb", "del", lab.vtepMAC(2), "dev", "flannel.1", "dst", "198.18.0.2"])
         case .deviceDeleted: try lab.namespaces.must(ns, ["ip", "link", "del", "flannel.1"])
-        case .underlayFlapped:
-            try lab.namespaces.must(ns, ["ip", "link", "set", "u1", "down"])
-            usleep(300_000)
-            try lab.namespaces.must(ns, ["ip", "link", "set", "u1", "up"])
+        case .underlayFlapped: try flapUnderlay(lab)
         }
         let seconds = try lab.secondsUntilReachable(from: 1, to: 2)
         #expect(seconds != nil, "\(damage): pod 2 unreachable 5 s later")
@@ -122,19 +116,13 @@ struct SelfHealingTests {
 
     @Test("BPF dataplane repairs", arguments: BPFDamage.allCases)
     func bpf(damage: BPFDamage) throws {
-        let lab = try TwoNodes(backend: .vxlan)
-        let daemon = try lab.runDataplane(1, dataplane: "bpf")
-        try lab.startBPF(2)
-        #expect(try lab.ping(from: 1, to: 2))
+        let (lab, daemon) = try supervisedPair(dataplane: "bpf")
         let ns = lab.node(1)
         switch damage {
         case .podFilterDeleted: try lab.namespaces.must(ns, ["tc", "filter", "del", "dev", "vp1", "ingress"])
         case .overlayFilterDeleted: try lab.namespaces.must(ns, ["tc", "filter", "del", "dev", "weft.1", "ingress"])
         case .deviceDeleted: try lab.namespaces.must(ns, ["ip", "link", "del", "weft.1"])
-        case .underlayFlapped:
-            try lab.namespaces.must(ns, ["ip", "link", "set", "u1", "down"])
-            usleep(300_000)
-            try lab.namespaces.must(ns, ["ip", "link", "set", "u1", "up"])
+        case .underlayFlapped: try flapUnderlay(lab)
         }
         let seconds = try lab.secondsUntilReachable(from: 1, to: 2)
         #expect(seconds != nil, "\(damage): pod 2 unreachable 5 s later")
@@ -151,6 +139,22 @@ struct SelfHealingTests {
         #expect(try lab.ping(from: 1, to: 2, count: 2))
         #expect(try lab.counters(1)["encapsulated"]! >= before + 2, "pod traffic goes through from_pod again")
     }
+}
+
+/// Node 1 under `weft dataplane run`, node 2 set up once; pod 1 reaches pod 2.
+func supervisedPair(dataplane: String) throws -> (TwoNodes, Process) {
+    let lab = try TwoNodes(backend: .vxlan)
+    let daemon = try lab.runDataplane(1, dataplane: dataplane)
+    if dataplane == "bpf" { try lab.startBPF(2) } else { try lab.startKernel(2) }
+    #expect(try lab.ping(from: 1, to: 2))
+    return (lab, daemon)
+}
+
+/// Takes node 1's underlay down and up again: the kernel drops the routes through it.
+func flapUnderlay(_ lab: TwoNodes) throws {
+    try lab.namespaces.must(lab.node(1), ["ip", "link", "set", "u1", "down"])
+    usleep(300_000)
+    try lab.namespaces.must(lab.node(1), ["ip", "link", "set", "u1", "up"])
 }
 
 /// Polls `condition` every 100 ms; true as soon as it holds, false after `seconds`.

@@ -1,0 +1,39 @@
+import Glibc
+import WeftCore
+import WeftNetlink
+
+/// The kernel routes to peer subnets, reconciled: both dataplanes keep Flannel's routes for
+/// the peers they reach directly (and the kernel one for its VXLAN peers too).
+struct PeerRoutes {
+    let netlink: NetlinkSocket
+    /// The cluster network; only routes inside it are ours to change.
+    let network: IPv4Prefix
+    /// This node's subnet, which is the CNI bridge's, never ours.
+    let ownSubnet: IPv4Prefix
+    /// The interfaces our routes go out of.
+    let interfaces: Set<Int32>
+
+    /// Installs what is missing or different, removes routes to subnets no longer wanted.
+    func reconcile(desired: [IPv4Prefix: Route], into report: inout ApplyReport) throws {
+        let current = try netlink.routes().filter {
+            interfaces.contains($0.interfaceIndex) && $0.gateway != nil && network.contains($0.destination) && $0.destination != ownSubnet
+        }
+        let diff = KeyedDiff(current: Dictionary(current.map { ($0.destination, $0) }, uniquingKeysWith: { first, _ in first }),
+                             desired: desired)
+        for (_, route) in diff.upserts { try netlink.replaceRoute(route) }
+        for subnet in diff.removals {
+            for route in current where route.destination == subnet { try ignoringMissing { try netlink.deleteRoute(route) } }
+        }
+        report.routesWritten = diff.upserts.count
+        report.routesRemoved = diff.removals.count
+    }
+}
+
+/// Runs a delete; an entry someone else removed first is not an error.
+func ignoringMissing(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as NetlinkError where [ENOENT, ESRCH, ENODEV].contains(error.errno) {
+        return
+    }
+}
