@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Pure logic: addresses, config, leases, allocation, diffing. No syscalls, no I/O.
@@ -61,6 +62,16 @@ let package = Package(
             ]
         ),
 
+        // The node daemon: lease, subnet.env, dataplane, watch, renew, health; one service each.
+        .target(
+            name: "WeftDaemon",
+            dependencies: [
+                "WeftCore", "WeftStore", "WeftBPF", "WeftNetlink", "WeftDataplane",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         .executableTarget(
             name: "weft",
             dependencies: [
@@ -68,6 +79,7 @@ let package = Package(
                 "WeftStore",
                 "WeftBPF",
                 "WeftDataplane",
+                "WeftDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -48,6 +48,23 @@ extension NetlinkSocket {
         return try dump(request, "list", "IPv4 routes").compactMap(Self.decodeRoute)
     }
 
+    /// The interface the kernel would send a packet to `destination` through (`ip route get`).
+    public func outgoingInterface(toward destination: IPv4Address) throws(NetlinkError) -> Int32? {
+        var header = Self.routeHeader(for: nil)
+        header[1] = 32
+        var request = NetlinkRequest(type: UInt16(RTM_GETROUTE), flags: NLM_F_REQUEST | NLM_F_ACK, header: header)
+        request.append(Int32(RTA_DST.rawValue), destination.octets)
+        do {
+            let replies = try dump(request, "look up the route to", destination.description)
+            for reply in replies where reply.type == UInt16(RTM_NEWROUTE) {
+                if let index = reply.attributes(after: Self.routeHeaderSize).uint32(Int32(RTA_OIF.rawValue)) { return Int32(bitPattern: index) }
+            }
+            return nil
+        } catch where error.errno == ENETUNREACH || error.errno == EHOSTUNREACH {
+            return nil
+        }
+    }
+
     /// Adds the route, or replaces the one to the same destination.
     public func replaceRoute(_ route: Route) throws(NetlinkError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWROUTE), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,

@@ -150,16 +150,10 @@ struct LeasesCommand: AsyncParsableCommand {
 /// Where a command finds the network config: a file when given, else the store.
 enum NetworkConfigSource {
     static func load(path: String?, registry: SubnetRegistry) async throws -> NetworkConfig {
-        if let path { return try ConfigFile.load(path).config }
-        guard let text = try await registry.networkConfigText() else {
-            throw CommandFailure("no network config: looked for \(registry.configKey) in \(registry.store.location); "
-                + "store one with `weft config put net-conf.json`, or pass --net-config-path FILE")
-        }
         do {
-            return try NetworkConfigParser.parse(text).config
-        } catch {
-            throw CommandFailure("the network config at \(registry.configKey) in \(registry.store.location) is invalid:\n"
-                + error.problems.map { "  - \($0)" }.joined(separator: "\n"))
+            return try await registry.networkConfig(file: path)
+        } catch let error as NetworkConfigLoadError {
+            throw CommandFailure(error.description)
         }
     }
 }

@@ -1,0 +1,36 @@
+import WeftCore
+import WeftDataplane
+
+/// Everything `weft daemon` is told, after flags and `FLANNELD_*` variables are merged.
+public struct DaemonSettings: Sendable {
+    /// net-conf.json on disk; nil reads `<prefix>/config` from the store.
+    public var netConfigPath: String?
+    public var interfaces = InterfaceSelection.Request()
+    public var canReach: IPv4Address?
+    /// The address to advertise when it differs from the interface's (NAT).
+    public var publicIP: IPv4Address?
+    public var subnetFile = SubnetEnv.defaultPath
+    /// Renew this long before the lease expires (flanneld's `--subnet-lease-renew-margin`).
+    public var renewMargin: Duration = .seconds(60 * 60)
+    public var leaseTTLSeconds: Int64 = 24 * 3600
+    public var ipMasquerade = false
+    public var dataplane = DataplaneChoice.auto
+    public var pinDirectory = "/run/weft/bpf"
+    public var programs = BPFPrograms.locate()
+    public var healthAddress = "0.0.0.0"
+    /// 0 serves no health endpoint, as in flanneld.
+    public var healthPort = 0
+    public var statusFile = DaemonSettings.defaultStatusFile
+    /// Seconds between the dataplane's full checks.
+    public var repairInterval: Duration = .seconds(2)
+
+    public static let defaultStatusFile = "/run/weft/status.json"
+
+    public init() {}
+}
+
+/// A condition the daemon cannot run under, worded for the operator.
+public struct DaemonError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import WeftBPF
+import WeftCore
+import WeftDataplane
+import WeftNetlink
+import WeftStore
+
+/// One node: load the network config, choose the interface, acquire (or reclaim) the lease,
+/// write subnet.env, set up the dataplane, then keep all of it current as services: the
+/// lease watch, lease renewal, the dataplane supervisor and the health endpoint.
+public final class NodeDaemon: Sendable {
+    public let settings: DaemonSettings
+    public let registry: SubnetRegistry
+    public let state: DaemonState
+    private let logger: Logger
+
+    public init(settings: DaemonSettings, registry: SubnetRegistry, logger: Logger) {
+        self.settings = settings
+        self.registry = registry
+        self.logger = logger
+        state = DaemonState(statusFile: settings.statusFile)
+    }
+
+    public func run() async throws {
+        let lacking = EffectiveCapabilities(procStatus: (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? "")
+        if !lacking.has(12) {
+            throw DaemonError("missing capability CAP_NET_ADMIN: the daemon programs routes, devices and TC filters; run it as root or grant CAP_NET_ADMIN (and CAP_BPF for the BPF dataplane)")
+        }
+        let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
+        let netlink = try NetlinkSocket()
+        let selection = try chooseInterface(netlink)
+        guard let underlay = try netlink.link(named: selection.interface) else { throw DaemonError("interface \(selection.interface) vanished") }
+        let publicIP = settings.publicIP ?? selection.address
+        logger.notice("using interface", metadata: ["interface": "\(selection.interface)", "address": "\(selection.address)",
+                                                    "public-ip": "\(publicIP)", "rule": "\(selection.rule)"])
+
+        let choice = try DataplaneSelection.select(settings.dataplane, probe: DataplaneProbe.run(programs: settings.programs))
+        logger.notice("dataplane selected", metadata: ["mode": "\(choice.mode.rawValue)", "reason": "\(choice.reason)"])
+        let attributes = leaseAttributes(config.backend, publicIP: publicIP, mode: choice.mode, netlink)
+        let previous = (try? String(contentsOfFile: settings.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
+        let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: settings.leaseTTLSeconds, logger: logger)
+        let lease = try await withStoreRetry("acquire a lease") {
+            try await acquirer.acquire(attributes: attributes, previousSubnet: previous.map { IPv4Prefix(masking: $0.subnet.network, length: $0.subnet.length) })
+        }
+        let vtepMAC = lease.lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
+        let node = NodeSettings(network: config.network, subnet: lease.lease.subnet, publicIP: publicIP,
+                                underlayInterface: selection.interface, backend: config.backend, vtepMAC: vtepMAC)
+        try writeSubnetFile(node, underlayMTU: underlay.mtu)
+        state.update {
+            $0.subnet = node.subnet
+            $0.network = node.network
+            $0.publicIP = publicIP
+            $0.interface = selection.interface
+            $0.interfaceRule = selection.rule
+            $0.backend = config.backend.typeName
+            $0.vtepMAC = config.backend.typeName == "vxlan" ? vtepMAC : nil
+            $0.leaseExpiration = lease.lease.expiration
+            $0.mode = choice.mode
+            $0.modeReason = choice.reason
+            $0.pinDirectory = choice.mode == .bpf ? settings.pinDirectory : nil
+            $0.subnetFileWritten = true
+        }
+
+        let dataplane: any Dataplane = switch choice.mode {
+        case .bpf: try BPFDataplane(settings: node, pinDirectory: settings.pinDirectory, programs: settings.programs, logger: logger)
+        case .kernel: try KernelDataplane(settings: node, logger: logger)
+        }
+        try dataplane.setUp()
+        let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
+        let peers = listing.leases.map(\.lease).filter { $0.subnet != node.subnet }
+        let report = try dataplane.apply(peers: peers)
+        state.update {
+            $0.peers = peers
+            $0.ignoredPeers = report.ignored
+            $0.applies += 1
+            $0.dataplaneProgrammed = true
+        }
+        logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(peers.count)", "dataplane": "\(choice.mode.rawValue)"])
+
+        let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger)
+        let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: attributes, startRevision: listing.revision + 1,
+                                  peers: peers, renewMargin: settings.renewMargin, supervisor: supervisor, state: state, logger: logger)
+        var services: [any Service] = [SupervisorService(supervisor: supervisor, state: state), leases]
+        if settings.healthPort != 0 {
+            services.append(try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
+                                             responder: HealthResponder(state: state).respond))
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        try await group.run()
+        logger.notice("stopped; the dataplane stays in place so pods keep talking")
+    }
+
+    private func chooseInterface(_ netlink: NetlinkSocket) throws -> InterfaceSelection {
+        let links = try netlink.links()
+        let addresses = try netlink.addresses()
+        let candidates = links.map { link in
+            CandidateInterface(name: link.name, addresses: addresses.filter { $0.interfaceIndex == link.index }.map(\.address),
+                               isUp: link.isUp, isLoopback: link.name == "lo")
+        }
+        func name(_ index: Int32?) -> String? { links.first { $0.index == index }?.name }
+        var request = settings.interfaces
+        if let target = settings.canReach {
+            guard let index = try netlink.outgoingInterface(toward: target) else {
+                throw DaemonError("--iface-can-reach \(target): no route to it from this host")
+            }
+            request.canReachInterface = name(index)
+        }
+        request.defaultRouteInterface = name(try netlink.routes().first { $0.destination.length == 0 }?.interfaceIndex)
+        do {
+            return try InterfaceSelection.choose(request, from: candidates)
+        } catch {
+            throw DaemonError(error.description)
+        }
+    }
+
+    /// The lease this node advertises. The VTEP MAC starts as the device's current one,
+    /// so a restart keeps it even before the store is read; the acquirer keeps the lease's.
+    private func leaseAttributes(_ backend: Backend, publicIP: IPv4Address, mode: DataplaneMode, _ netlink: NetlinkSocket) -> LeaseAttributes {
+        guard case .vxlan(let options) = backend else { return .hostGateway(publicIP: publicIP) }
+        let device = mode == .bpf ? BPFDataplane.vxlanDeviceName(vni: options.vni) : KernelDataplane.vxlanDeviceName(vni: options.vni)
+        var generator = SystemRandomNumberGenerator()
+        let mac = (try? netlink.link(named: device))?.flatMap(\.mac) ?? MACAddress.randomLocal(using: &generator)
+        return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: mac)
+    }
+
+    private func writeSubnetFile(_ node: NodeSettings, underlayMTU: UInt32) throws {
+        let env = SubnetEnv(network: node.network, subnet: node.subnet, mtu: Int(node.podMTU(underlayMTU: underlayMTU)),
+                            ipMasquerade: settings.ipMasquerade)
+        let directory = (settings.subnetFile as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Data(env.rendered().utf8).write(to: URL(fileURLWithPath: settings.subnetFile), options: .atomic)
+        } catch {
+            throw DaemonError("cannot write \(settings.subnetFile): \(error.localizedDescription); check --subnet-file")
+        }
+    }
+
+    /// Retries a store operation with backoff while the store is unreachable, logging each
+    /// failure; anything else (out of subnets, a bad config) ends the daemon.
+    private func withStoreRetry<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
+        var delay = Duration.milliseconds(500)
+        while true {
+            do {
+                return try await operation()
+            } catch let error as StoreError {
+                logger.warning("lease store unreachable; retrying", metadata: ["operation": "\(what)", "error": "\(error)", "retry-in": "\(delay)"])
+                state.update { $0.lastError = "\(error)" }
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+}
+
+/// Answers the health endpoint from the daemon's state.
+struct HealthResponder: Sendable {
+    let state: DaemonState
+
+    func respond(_ path: String) -> (status: Int, contentType: String, body: String) {
+        let snapshot = state.current
+        switch path {
+        case "/healthz":
+            return (200, "text/plain", "ok\n")
+        case "/readyz":
+            return snapshot.ready ? (200, "text/plain", "ready\n") : (503, "text/plain", "not ready: subnet.env or the dataplane is not in place yet\n")
+        case "/metrics":
+            var counters: [(name: String, packets: UInt64, bytes: UInt64)] = []
+            if snapshot.mode == .bpf, let directory = snapshot.pinDirectory,
+               let totals = try? PinnedMaps(directory: directory).counters.totals() {
+                counters = DataplaneCounter.allCases.map { ($0.description, totals[$0]?.packets ?? 0, totals[$0]?.bytes ?? 0) }
+            }
+            return (200, "text/plain; version=0.0.4", Metrics.render(snapshot, counters: counters))
+        default:
+            return (404, "text/plain", "not found: try /healthz, /readyz or /metrics\n")
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import Logging
+import WeftBPF
+import WeftCore
+import WeftDaemon
+import WeftDataplane
+import WeftStore
+
+/// `weft daemon`: the node daemon, with flanneld's flag names. Every flag can also be
+/// set as `FLANNELD_<NAME>` in the environment (`--iface-regex` is FLANNELD_IFACE_REGEX);
+/// the command line wins. Repeatable flags take a comma-separated list there.
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run this node: lease a subnet, write subnet.env, program the dataplane, follow the peers.",
+        discussion: "SIGTERM or SIGINT stops it cleanly and leaves the dataplane in place, so pods keep talking.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Interface to use (a name or one of its IPs). Repeat to give fallbacks, tried in order.")
+    var iface: [String] = []
+    @Option(help: "Regular expression matching the interface to use (its IP or name). Repeatable.")
+    var ifaceRegex: [String] = []
+    @Option(help: "Use the interface the host routes this IP through.")
+    var ifaceCanReach: String?
+    @Option(help: "The IP peers should reach this node at (default: the interface's).")
+    var publicIP: String?
+    @Option(help: "Where to write subnet.env for the CNI plugin. [default: /run/flannel/subnet.env]")
+    var subnetFile: String?
+    @Option(help: "Renew the lease this many minutes before it expires. [default: 60]")
+    var subnetLeaseRenewMargin: Int?
+    @Option(help: "Read net-conf.json from this file instead of <prefix>/config in the store.")
+    var netConfigPath: String?
+    @Option(help: "Address the health endpoint listens on. [default: 0.0.0.0]")
+    var healthzIP: String?
+    @Option(help: "Port of /healthz, /readyz and /metrics; 0 serves none. [default: 0]")
+    var healthzPort: Int?
+    @Flag(help: "Tell the CNI plugin not to masquerade (FLANNEL_IPMASQ=true): this node does it.")
+    var ipMasq = false
+    @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel. [default: auto]")
+    var dataplane: DataplaneChoice?
+    @Option(help: "The bpffs directory for the BPF dataplane's pins. [default: /run/weft/bpf]")
+    var pinDir: String?
+    @Option(help: "Directory of the compiled BPF programs. [default: bpf/out of the checkout weft was built from]")
+    var bpfDir: String?
+    @Option(help: "Where the daemon keeps its state for `weft status`. [default: /run/weft/status.json]")
+    var statusFile: String?
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        logging.bootstrap()
+        let logger = Logger(label: "weft.daemon")
+        let settings = try resolvedSettings(environment: ProcessInfo.processInfo.environment)
+        let registry = try store.makeRegistry()
+        do {
+            try await NodeDaemon(settings: settings, registry: registry, logger: logger).run()
+        } catch let error as OutOfSubnetsError {
+            throw CommandFailure("\(error)")
+        } catch let error as NetworkConfigLoadError {
+            throw CommandFailure(error.description)
+        } catch let error as DaemonError {
+            throw CommandFailure(error.description)
+        }
+    }
+
+    /// Flags first, then `FLANNELD_*`, then the defaults.
+    func resolvedSettings(environment: [String: String]) throws -> DaemonSettings {
+        func env(_ flag: String) -> String? {
+            environment["FLANNELD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func list(_ values: [String], _ flag: String) -> [String] {
+            values.isEmpty ? (env(flag)?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []) : values
+        }
+        func address(_ value: String?, _ flag: String) throws -> IPv4Address? {
+            guard let text = value ?? env(flag) else { return nil }
+            guard let ip = IPv4Address(text) else { throw CommandFailure("--\(flag) \(text): expected an IPv4 address") }
+            return ip
+        }
+        func integer(_ value: Int?, _ flag: String) throws -> Int? {
+            if let value { return value }
+            guard let text = env(flag) else { return nil }
+            guard let number = Int(text) else { throw CommandFailure("FLANNELD_\(flag.uppercased().replacingOccurrences(of: "-", with: "_"))=\(text): expected a whole number") }
+            return number
+        }
+        var settings = DaemonSettings()
+        settings.netConfigPath = netConfigPath ?? env("net-config-path")
+        settings.interfaces = InterfaceSelection.Request(names: list(iface, "iface"), regexes: list(ifaceRegex, "iface-regex"))
+        settings.canReach = try address(ifaceCanReach, "iface-can-reach")
+        settings.publicIP = try address(publicIP, "public-ip")
+        settings.subnetFile = subnetFile ?? env("subnet-file") ?? SubnetEnv.defaultPath
+        let margin = try integer(subnetLeaseRenewMargin, "subnet-lease-renew-margin") ?? 60
+        guard margin > 0, margin < 24 * 60 else {
+            throw CommandFailure("--subnet-lease-renew-margin \(margin): must be between 1 and 1439 minutes (leases last 24 hours)")
+        }
+        settings.renewMargin = .seconds(margin * 60)
+        settings.healthAddress = healthzIP ?? env("healthz-ip") ?? "0.0.0.0"
+        settings.healthPort = try integer(healthzPort, "healthz-port") ?? 0
+        settings.ipMasquerade = ipMasq || ["1", "true"].contains(env("ip-masq")?.lowercased() ?? "")
+        if let text = env("dataplane"), dataplane == nil {
+            guard let choice = DataplaneChoice(rawValue: text) else { throw CommandFailure("FLANNELD_DATAPLANE=\(text): expected auto, bpf or kernel") }
+            settings.dataplane = choice
+        } else {
+            settings.dataplane = dataplane ?? .auto
+        }
+        settings.pinDirectory = pinDir ?? env("pin-dir") ?? PinnedMaps.defaultDirectory
+        settings.programs = (bpfDir ?? env("bpf-dir")).map(BPFPrograms.init(directory:)) ?? BPFPrograms.locate()
+        settings.statusFile = statusFile ?? env("status-file") ?? DaemonSettings.defaultStatusFile
+        return settings
+    }
+}
