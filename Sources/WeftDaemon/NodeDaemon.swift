@@ -79,7 +79,18 @@ public final class NodeDaemon: Sendable {
         }
         logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(peers.count)", "dataplane": "\(choice.mode.rawValue)"])
 
-        let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger)
+        let state = self.state
+        let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger) { observation in
+            switch observation {
+            case .applied(let report, let seconds):
+                state.update {
+                    $0.applySeconds += seconds
+                    $0.ignoredPeers = report.ignored
+                }
+            case .repaired(let count):
+                state.update { $0.repairs += count }
+            }
+        }
         let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: attributes, startRevision: listing.revision + 1,
                                   peers: peers, renewMargin: settings.renewMargin, supervisor: supervisor, state: state, logger: logger)
         var services: [any Service] = [SupervisorService(supervisor: supervisor, state: state), leases]

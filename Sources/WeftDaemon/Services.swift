@@ -104,6 +104,7 @@ struct LeaseService: Service {
                         $0.leaseEvents += 1
                         $0.applies += 1
                     }
+                    logger.info("lease change", metadata: ["event": "\(event.summary)", "peers": "\(current.count)"])
                 }
             } catch is CancellationError {
                 return
@@ -151,5 +152,15 @@ struct LeaseService: Service {
             throw DaemonError("our lease for \(previous) was lost and the store gave \(lease.lease.subnet) instead; restart the node so its pods move to the new subnet")
         }
         logger.notice("took our lease back", metadata: ["subnet": "\(previous)"])
+    }
+}
+
+extension LeaseWatchEvent {
+    var summary: String {
+        switch self {
+        case .put(let lease, _): "put \(lease.subnet) at \(lease.attributes.publicIP)"
+        case .delete(let subnet, _): "delete \(subnet)"
+        case .resync(let leases, _): "resync of \(leases.count) leases"
+        }
     }
 }

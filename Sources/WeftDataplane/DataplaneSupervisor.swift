@@ -17,12 +17,21 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     private let peers: Mutex<(leases: [Lease], changed: Bool)>
     private let interval: Duration
     private let logger: Logger
+    private let observer: @Sendable (Observation) -> Void
 
-    public init(dataplane: any Dataplane, peers: [Lease], interval: Duration = .seconds(2), logger: Logger) {
+    /// What the supervisor did, for metrics.
+    public enum Observation: Sendable {
+        case applied(ApplyReport, seconds: Double)
+        case repaired(count: Int)
+    }
+
+    public init(dataplane: any Dataplane, peers: [Lease], interval: Duration = .seconds(2), logger: Logger,
+                observer: @escaping @Sendable (Observation) -> Void = { _ in }) {
         self.dataplane = dataplane
         self.peers = Mutex((peers, false))
         self.interval = interval
         self.logger = logger
+        self.observer = observer
     }
 
     /// The peers to hold from now on.
@@ -41,6 +50,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         if report.peersRemoved + report.routesRemoved > 0 {
             repairs.append("removed \(report.peersRemoved) stale peer entries and \(report.routesRemoved) routes")
         }
+        if !repairs.isEmpty { observer(.repaired(count: repairs.count)) }
         for repair in repairs {
             logger.notice("repaired the dataplane", metadata: ["repair": "\(repair)", "mode": "\(dataplane.mode.rawValue)"])
         }
@@ -60,7 +70,10 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             if changes > 0 || overrun { pending = true }
             if peers.withLock({ state in defer { state.changed = false }; return state.changed }) {
                 do {
+                    let start = ContinuousClock.now
                     let report = try dataplane.apply(peers: peers.withLock { $0.leases })
+                    let elapsed = ContinuousClock.now - start
+                    observer(.applied(report, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
                     logger.debug("peers updated", metadata: ["written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)"])
                 } catch {
                     logger.error("could not apply the new peers; retrying on the next pass", metadata: ["error": "\(error)"])
