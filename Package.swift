@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "weft", targets: ["weft"]),
+        .executable(name: "weft-cni", targets: ["weft-cni"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -85,6 +86,10 @@ let package = Package(
             ]
         ),
 
+        // The CNI plugin: Flannel's config and delegate rendering (pure), and the executable.
+        .target(name: "WeftCNI", dependencies: ["WeftCore"]),
+        .executableTarget(name: "weft-cni", dependencies: ["WeftCNI", "WeftCore", "WeftBPF", "WeftDataplane"]),
+
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
         .target(name: "WeftTestSupport", path: "Tests/WeftTestSupport"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
@@ -93,6 +98,7 @@ let package = Package(
         .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

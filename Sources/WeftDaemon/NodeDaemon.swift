@@ -42,7 +42,7 @@ public final class NodeDaemon: Sendable {
         let previous = (try? String(contentsOfFile: settings.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
         let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: settings.leaseTTLSeconds, logger: logger)
         let lease = try await withStoreRetry("acquire a lease") {
-            try await acquirer.acquire(attributes: attributes, previousSubnet: previous.map { IPv4Prefix(masking: $0.subnet.network, length: $0.subnet.length) })
+            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet)
         }
         let vtepMAC = lease.lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
         let node = NodeSettings(network: config.network, subnet: lease.lease.subnet, publicIP: publicIP,

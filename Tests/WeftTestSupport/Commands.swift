@@ -23,7 +23,8 @@ public enum Command {
         }
     }
 
-    public static func run(_ arguments: [String]) throws -> Result {
+    /// Runs `arguments` (found on PATH), feeding `input` to its standard input.
+    public static func run(_ arguments: [String], input: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -31,8 +32,13 @@ public enum Command {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        let stdin = Pipe()
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.close()
+        }
         // Read both pipes at once so neither fills up and blocks the child.
         nonisolated(unsafe) var errorData = Data()
         let done = DispatchSemaphore(value: 0)

@@ -1,0 +1,178 @@
+import Foundation
+import Glibc
+import WeftBPF
+import WeftCNI
+import WeftCore
+import WeftDataplane
+
+/// `weft-cni`: Flannel's CNI plugin, plus the BPF dataplane's side. ADD reads subnet.env,
+/// renders the bridge/host-local delegate config as Flannel does, runs the delegate, keeps
+/// the rendered config for DEL, and, when the node runs the BPF dataplane, registers the pod
+/// in the endpoint map and attaches from_pod to its veth. DEL undoes all of it, and is
+/// safe to repeat. Errors go to stdout as the spec's JSON.
+@main
+struct WeftCNIPlugin {
+    static func main() {
+        let environment = ProcessInfo.processInfo.environment
+        let command = environment["CNI_COMMAND"] ?? ""
+        if command == "VERSION" {
+            print(#"{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}"#)
+            exit(0)
+        }
+        let input = FileHandle.standardInput.readDataToEndOfFile()
+        var version = "1.0.0"
+        do {
+            let config = try CNIConfig.parse(input)
+            version = config.cniVersion
+            let plugin = try Invocation(environment: environment, config: config, input: input)
+            switch command {
+            case "ADD": FileHandle.standardOutput.write(try plugin.add())
+            case "DEL": try plugin.delete()
+            case "CHECK": try plugin.check()
+            default: throw CNIError(CNIError.invalidEnvironment, "CNI_COMMAND \(command.isEmpty ? "is not set" : command + " is unknown")",
+                                    details: "expected ADD, DEL, CHECK or VERSION")
+            }
+            exit(0)
+        } catch let error as CNIError {
+            print(error.json(cniVersion: version))
+        } catch {
+            print(CNIError(CNIError.ioFailure, "weft-cni failed", details: "\(error)").json(cniVersion: version))
+        }
+        exit(1)
+    }
+}
+
+/// One call of the plugin: its environment, its config, and the files it keeps.
+struct Invocation {
+    let environment: [String: String]
+    let config: CNIConfig
+    let input: Data
+    let containerID: String
+    let interfaceName: String
+
+    init(environment: [String: String], config: CNIConfig, input: Data) throws(CNIError) {
+        self.environment = environment
+        self.config = config
+        self.input = input
+        guard let id = environment["CNI_CONTAINERID"], !id.isEmpty, !id.contains("/") else {
+            throw CNIError(CNIError.invalidEnvironment, "CNI_CONTAINERID is missing or not a plain identifier")
+        }
+        containerID = id
+        interfaceName = environment["CNI_IFNAME"] ?? "eth0"
+    }
+
+    var delegateFile: String { "\(config.dataDirectory)/\(containerID)" }
+    var endpointFile: String { "\(config.dataDirectory)/\(containerID).weft-endpoint" }
+
+    func add() throws -> Data {
+        guard let text = try? String(contentsOfFile: config.subnetFile, encoding: .utf8) else {
+            throw CNIError(CNIError.tryAgainLater, "\(config.subnetFile) is missing",
+                           details: "the Weft daemon is not running on this node yet (it writes the file once it holds a lease); start `weft daemon` and retry")
+        }
+        let env: SubnetEnv
+        do {
+            env = try SubnetEnv.parse(text)
+        } catch {
+            throw CNIError(CNIError.invalidConfig, "\(config.subnetFile) is not a valid subnet.env", details: "\(error)")
+        }
+        let delegate = config.delegateConfig(env)
+        let rendered = JSONValue.object(delegate).serialized()
+        do {
+            try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+            try Data(rendered.utf8).write(to: URL(fileURLWithPath: delegateFile), options: .atomic)
+        } catch {
+            throw CNIError(CNIError.ioFailure, "cannot keep the delegate config in \(config.dataDirectory)", details: "\(error)")
+        }
+        let result = try runDelegate(delegate, command: "ADD")
+        if let endpoints = bpfEndpoints() {
+            let bridge: String = if case .string(let name)? = delegate["bridge"] { name } else { "cni0" }
+            let pod = try PodAttachment.from(result: result, containerInterface: interfaceName, bridge: bridge)
+            do {
+                try endpoints.add(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
+                try Data(pod.address.description.utf8).write(to: URL(fileURLWithPath: endpointFile), options: .atomic)
+            } catch {
+                _ = try? runDelegate(delegate, command: "DEL")
+                throw CNIError(CNIError.dataplaneFailed, "cannot register pod \(pod.address) with the BPF dataplane", details: "\(error)")
+            }
+        }
+        return result
+    }
+
+    func delete() throws {
+        if let endpoints = bpfEndpoints(), let text = try? String(contentsOfFile: endpointFile, encoding: .utf8),
+           let address = IPv4Address(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            do {
+                try endpoints.remove(address: address)
+            } catch {
+                throw CNIError(CNIError.dataplaneFailed, "cannot unregister pod \(address) from the BPF dataplane", details: "\(error)")
+            }
+        }
+        var delegate: [String: JSONValue]?
+        if let data = FileManager.default.contents(atPath: delegateFile), case .object(let saved)? = try? JSONValue.parse(data) {
+            delegate = saved
+        } else if let text = try? String(contentsOfFile: config.subnetFile, encoding: .utf8), let env = try? SubnetEnv.parse(text) {
+            delegate = config.delegateConfig(env)
+        }
+        // With neither the saved config nor subnet.env there is nothing left to release.
+        if let delegate { _ = try runDelegate(delegate, command: "DEL") }
+        try? FileManager.default.removeItem(atPath: delegateFile)
+        try? FileManager.default.removeItem(atPath: endpointFile)
+    }
+
+    func check() throws {
+        guard let data = FileManager.default.contents(atPath: delegateFile), case .object(var delegate)? = try? JSONValue.parse(data) else {
+            throw CNIError(CNIError.invalidConfig, "no ADD recorded for container \(containerID)", details: "\(delegateFile) is missing")
+        }
+        if case .object(let members)? = try? JSONValue.parse(input), let previous = members["prevResult"] { delegate["prevResult"] = previous }
+        _ = try runDelegate(delegate, command: "CHECK")
+        if let endpoints = bpfEndpoints(), let text = try? String(contentsOfFile: endpointFile, encoding: .utf8),
+           let address = IPv4Address(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            guard (try? PinnedMaps(directory: endpoints.pinDirectory).endpoints.entries()[address]) != nil else {
+                throw CNIError(CNIError.dataplaneFailed, "pod \(address) is missing from the BPF endpoint map", details: "delete and re-add the pod")
+            }
+        }
+    }
+
+    /// The node's BPF endpoints, when its daemon runs the BPF dataplane (its maps are pinned).
+    func bpfEndpoints() -> BPFEndpoints? {
+        (try? PinnedMaps(directory: config.pinDirectory)) == nil ? nil : BPFEndpoints(pinDirectory: config.pinDirectory)
+    }
+
+    /// Runs the delegate plugin found in CNI_PATH with our environment; its stdout is the result.
+    func runDelegate(_ delegate: [String: JSONValue], command: String) throws -> Data {
+        guard case .string(let type)? = delegate["type"] else { throw CNIError(CNIError.invalidConfig, "delegate.type must be a string") }
+        let searchPath = environment["CNI_PATH"] ?? ""
+        guard let binary = searchPath.split(separator: ":").map({ "\($0)/\(type)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw CNIError(CNIError.invalidConfig, "delegate plugin \(type) not found in CNI_PATH",
+                           details: "searched \(searchPath.isEmpty ? "nothing (CNI_PATH is empty)" : searchPath); install it (Debian: containernetworking-plugins)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        var childEnvironment = environment
+        childEnvironment["CNI_COMMAND"] = command
+        process.environment = childEnvironment
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            throw CNIError(CNIError.ioFailure, "cannot run delegate plugin \(binary)", details: "\(error)")
+        }
+        stdin.fileHandleForWriting.write(Data(JSONValue.object(delegate).serialized().utf8))
+        try? stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            var message = String(decoding: output, as: UTF8.self)
+            if case .object(let error)? = try? JSONValue.parse(output), case .string(let text)? = error["msg"] {
+                message = text
+                if case .string(let details)? = error["details"], !details.isEmpty { message += ": \(details)" }
+            }
+            throw CNIError(CNIError.delegateFailed, "delegate plugin \(type) failed on \(command)", details: message)
+        }
+        return output
+    }
+}

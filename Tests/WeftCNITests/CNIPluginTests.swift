@@ -1,0 +1,140 @@
+import Foundation
+import Glibc
+import Testing
+import WeftTestSupport
+
+/// A node namespace for CNI calls: subnet.env and the plugin's files in a directory of the
+/// test's own, the real `bridge` and `host-local` plugins, and optionally the BPF dataplane.
+final class CNINode {
+    let namespaces = Namespaces()
+    let files: TemporaryDirectory
+    let node: String
+    private(set) var pins: PinDirectory?
+    static let plugin = URL(fileURLWithPath: WeftProcess.binary).deletingLastPathComponent().appendingPathComponent("weft-cni").path
+
+    init(bpf: Bool = false) throws {
+        files = try TemporaryDirectory()
+        node = try namespaces.add("node")
+        try files.write("subnet.env", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
+        guard bpf else { return }
+        pins = try PinDirectory()
+        try Command.must(["ip", "-n", node, "link", "add", "u1", "type", "veth", "peer", "name", "u1peer"])
+        try Command.must(["ip", "-n", node, "addr", "add", "198.18.0.1/24", "dev", "u1"])
+        try Command.must(["ip", "-n", node, "link", "set", "u1", "up"])
+        try files.write("net-conf.json", #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#)
+        try namespaces.must(node, [WeftProcess.binary, "dataplane", "up", "--net-config-path", files.file("net-conf.json"),
+                                   "--subnet", "10.244.1.0/24", "--iface", "u1", "--pin-dir", pins!.path, "--dataplane", "bpf"])
+    }
+
+    /// The network config; `previousResult` is what the runtime passes to CHECK.
+    func config(version: String = "1.0.0", subnetFile: String? = nil, previousResult: String? = nil) -> String {
+        #"{"cniVersion":"\#(version)","name":"weft-test","type":"weft-cni","delegate":{"hairpinMode":true},"#
+            + (previousResult.map { #""prevResult":\#($0),"# } ?? "")
+            + #""subnetFile":"\#(subnetFile ?? files.file("subnet.env"))","dataDir":"\#(files.file("cni"))","#
+            + #""ipamDataDir":"\#(files.file("ipam"))","pinDir":"\#(pins?.path ?? files.file("no-pins"))"}"#
+    }
+
+    /// Runs weft-cni in the node namespace for a pod namespace.
+    func cni(_ command: String, pod: String, id: String? = nil, config: String? = nil, cniPath: String = "/usr/lib/cni") throws -> Command.Result {
+        try Command.run(["ip", "netns", "exec", node, "env", "CNI_COMMAND=\(command)", "CNI_CONTAINERID=\(id ?? pod)",
+                         "CNI_NETNS=/run/netns/\(pod)", "CNI_IFNAME=eth0", "CNI_PATH=\(cniPath)", CNINode.plugin],
+                        input: config ?? self.config())
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "\(text)")
+    }
+}
+
+@Suite("weft-cni with the real bridge and host-local plugins", .enabled(if: getuid() == 0, "needs root for namespaces"))
+struct CNIPluginTests {
+    @Test("ADD: an address in the node subnet, the gateway, the cluster route and the MTU; DEL gives it back, twice",
+          arguments: ["0.3.1", "0.4.0", "1.0.0"])
+    func addAndDelete(version: String) throws {
+        let node = try CNINode()
+        let pod = try node.namespaces.add("pod")
+        let add = try node.cni("ADD", pod: pod, config: node.config(version: version))
+        #expect(add.succeeded, "\(add.stdout)\(add.stderr)")
+        let result = try node.json(add.stdout)
+        #expect(result["cniVersion"] as? String == version)
+        let ip = try #require((result["ips"] as? [[String: Any]])?.first)
+        let address = try #require(ip["address"] as? String)
+        #expect(address.hasPrefix("10.244.1.") && address.hasSuffix("/24"))
+        #expect(ip["gateway"] as? String == "10.244.1.1")
+        let routes = try Command.must(["ip", "-n", pod, "route"])
+        #expect(routes.contains("10.244.0.0/16 via 10.244.1.1 dev eth0"))
+        #expect(try Command.must(["ip", "-n", pod, "link", "show", "eth0"]).contains("mtu 1450"))
+        let podIP = String(address.prefix { $0 != "/" })
+        #expect(FileManager.default.fileExists(atPath: node.files.file("ipam/weft-test/\(podIP)")))
+
+        #expect(try node.cni("DEL", pod: pod, config: node.config(version: version)).succeeded)
+        #expect(!FileManager.default.fileExists(atPath: node.files.file("ipam/weft-test/\(podIP)")), "the address is released")
+        #expect(try !Command.run(["ip", "-n", pod, "link", "show", "eth0"]).succeeded)
+        let again = try node.cni("DEL", pod: pod, config: node.config(version: version))
+        #expect(again.succeeded, "a second DEL succeeds: \(again.stdout)")
+    }
+
+    @Test("With the BPF dataplane, the endpoint map and the veth's TC filter follow ADD and DEL")
+    func bpfEndpoint() throws {
+        let node = try CNINode(bpf: true)
+        let pod = try node.namespaces.add("pod")
+        let add = try node.cni("ADD", pod: pod)
+        #expect(add.succeeded, "\(add.stdout)")
+        let result = try node.json(add.stdout)
+        let interfaces = try #require(result["interfaces"] as? [[String: Any]])
+        let veth = try #require(interfaces[1]["name"] as? String)
+        let podMAC = try #require(interfaces[2]["mac"] as? String)
+        let podIP = try #require(((result["ips"] as? [[String: Any]])?.first?["address"] as? String)?.split(separator: "/").first)
+        let endpoints = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path])
+        #expect(endpoints.contains(String(podIP)) && endpoints.contains(podMAC), "\(endpoints)")
+        #expect(try Command.must(["tc", "-n", node.node, "filter", "show", "dev", veth, "ingress"]).contains("from_pod"))
+        let check = try node.cni("CHECK", pod: pod, config: node.config(previousResult: add.stdout))
+        #expect(check.succeeded, "\(check.stdout)")
+
+        #expect(try node.cni("DEL", pod: pod).succeeded)
+        let after = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path])
+        #expect(!after.contains(String(podIP)))
+    }
+
+    @Test("50 pods added and deleted leave no veth, address, map entry or filter behind")
+    func fiftyPods() throws {
+        let node = try CNINode(bpf: true)
+        var pods: [String] = []
+        for index in 0..<50 {
+            let pod = try node.namespaces.add("p\(index)")
+            pods.append(pod)
+            let add = try node.cni("ADD", pod: pod)
+            #expect(add.succeeded, "pod \(index): \(add.stdout)")
+        }
+        let endpoints = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path, "--json"])
+        #expect(try JSONSerialization.jsonObject(with: Data(endpoints.utf8)) as? [Any] != nil)
+        #expect((try JSONSerialization.jsonObject(with: Data(endpoints.utf8)) as? [Any])?.count == 50)
+        for pod in pods { #expect(try node.cni("DEL", pod: pod).succeeded) }
+        let links = try Command.must(["ip", "-n", node.node, "-o", "link", "show", "type", "veth"])
+        #expect(!links.contains("veth"), "\(links)")
+        let left = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path, "--json"])
+        #expect(left.trimmingCharacters(in: .whitespacesAndNewlines) == "[]")
+        let addresses = (try? FileManager.default.contentsOfDirectory(atPath: node.files.file("ipam/weft-test"))) ?? []
+        #expect(addresses.allSatisfy { !$0.hasPrefix("10.244.") }, "\(addresses)")
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: node.files.file("cni"))) ?? []
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    @Test("Malformed config, missing subnet.env, missing delegate: each a spec error that says what to do")
+    func errors() throws {
+        let node = try CNINode()
+        let pod = try node.namespaces.add("pod")
+        let cases: [(String, Command.Result, Int, String)] = [
+            ("malformed config", try node.cni("ADD", pod: pod, config: "{\"cniVersion\":"), 6, "not JSON"),
+            ("missing subnet.env", try node.cni("ADD", pod: pod, config: node.config(subnetFile: node.files.file("absent.env"))), 11,
+             "the Weft daemon is not running on this node yet"),
+            ("missing delegate", try node.cni("ADD", pod: pod, cniPath: node.files.path), 7, "delegate plugin bridge not found in CNI_PATH"),
+        ]
+        for (name, result, code, text) in cases {
+            #expect(!result.succeeded, "\(name)")
+            let error = try node.json(result.stdout)
+            #expect(error["code"] as? Int == code, "\(name): \(result.stdout)")
+            #expect("\(error["msg"] ?? "") \(error["details"] ?? "")".contains(text), "\(name): \(result.stdout)")
+        }
+    }
+}
