@@ -12,7 +12,7 @@ struct MapsCommand: ParsableCommand {
 
     struct Location: ParsableArguments {
         @Option(help: "The bpffs directory the node's dataplane pins its maps in.")
-        var pinDir: String = PinnedMaps.defaultDirectory
+        var pinDir: String = NodeEnvironment.pinDirectory
 
         @Flag(help: "Print JSON.")
         var json = false

@@ -11,7 +11,7 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "This node's lease, subnet, public IP, VTEP MAC, dataplane and why, peers, attach points, counters and health.")
 
-    @Option(help: "The daemon's status file.") var statusFile: String = DaemonSettings.defaultStatusFile
+    @Option(help: "The daemon's status file.") var statusFile: String = NodeEnvironment.statusFile
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {

@@ -11,7 +11,7 @@ struct StoreOptions: ParsableArguments {
     var store: StoreKind = .embedded
 
     @Option(name: .long, help: "The embedded store's database file.")
-    var storeFile: String = defaultStoreFile
+    var storeFile: String = NodeEnvironment.storeFile
 
     @Option(name: .long, help: "The key prefix of the network config and leases, as in flanneld.")
     var etcdPrefix: String = SubnetRegistry.defaultPrefix

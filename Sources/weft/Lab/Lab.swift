@@ -1,0 +1,199 @@
+import Foundation
+import Glibc
+
+/// A Weft cluster on this machine: N node namespaces on one underlay bridge, a daemon in
+/// each on the embedded store, and pods made through weft-cni with the real bridge and
+/// host-local plugins. Everything it makes is named `weft-<name>-*` and recorded in
+/// `/run/weft-<name>/lab.json`, so `down` removes it all, even after a crash.
+struct Lab {
+    let name: String
+
+    var prefix: String { "weft-\(name)-" }
+    var directory: String { "/run/weft-\(name)" }
+    static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"BACKEND"}}"#
+
+    /// The weft and weft-cni binaries beside this one.
+    var weft: String { URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path }
+    var plugin: String { URL(fileURLWithPath: weft).deletingLastPathComponent().appendingPathComponent("weft-cni").path }
+
+    func existingNamespaces() throws -> [String] {
+        try SystemCommand.must(["ip", "netns", "list"]).split(separator: "\n")
+            .map { String($0.split(separator: " ").first ?? "") }.filter { $0.hasPrefix(prefix) }
+    }
+
+    // MARK: up
+
+    func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, progress: (String) -> Void) throws -> LabState {
+        if try LabState.load(directory) != nil || !existingNamespaces().isEmpty {
+            throw CommandFailure("a lab named \(name) is already running (\(directory)); use it, or take it down first with `weft lab down\(name == "lab" ? "" : " --name \(name)")`")
+        }
+        guard FileManager.default.isExecutableFile(atPath: plugin) else {
+            throw CommandFailure("weft-cni is missing beside \(weft); build it with `swift build` (scripts/setup does)")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var state = LabState(name: name, directory: directory, backend: backend, storeFile: "\(directory)/leases.db",
+                             underlayNamespace: "\(prefix)underlay", nodes: [])
+        try state.save()
+
+        progress("underlay: bridge br0 in \(state.underlayNamespace), 198.18.0.0/24")
+        try ip(["netns", "add", state.underlayNamespace])
+        try ip(["-n", state.underlayNamespace, "link", "add", "br0", "type", "bridge"])
+        try ip(["-n", state.underlayNamespace, "link", "set", "br0", "up"])
+        let configFile = "\(directory)/net-conf.json"
+        try Self.networkConfig.replacingOccurrences(of: "BACKEND", with: backend).write(toFile: configFile, atomically: true, encoding: .utf8)
+        try SystemCommand.must([weft, "config", "put", configFile, "--store-file", state.storeFile])
+
+        for index in 1...count {
+            let mode = dataplane == "mixed" ? (index % 2 == 1 ? "bpf" : "kernel") : dataplane
+            var node = LabState.Node(name: "n\(index)", namespace: "\(prefix)n\(index)", underlayIP: "198.18.0.\(index)",
+                                     dataplane: mode, directory: "\(directory)/n\(index)")
+            state.nodes.append(node)
+            try state.save()
+            try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
+            try ip(["netns", "add", node.namespace])
+            try ip(["-n", node.namespace, "link", "set", "lo", "up"])
+            try ip(["link", "add", "eth0", "netns", node.namespace, "type", "veth", "peer", "name", "n\(index)", "netns", state.underlayNamespace])
+            try ip(["-n", state.underlayNamespace, "link", "set", "n\(index)", "master", "br0", "up"])
+            try ip(["-n", node.namespace, "addr", "add", "\(node.underlayIP)/24", "dev", "eth0"])
+            try ip(["-n", node.namespace, "link", "set", "eth0", "up"])
+            try SystemCommand.must(["ip", "netns", "exec", node.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            node.daemonPID = try startDaemon(node, storeFile: state.storeFile)
+            state.nodes[index - 1] = node
+            try state.save()
+            progress("node \(node.name): \(node.namespace), underlay \(node.underlayIP), \(mode) dataplane, daemon pid \(node.daemonPID!)")
+        }
+        for (index, node) in state.nodes.enumerated() {
+            let subnet = try waitUntilReady(node)
+            progress("node \(node.name): ready, subnet \(subnet)")
+            for podIndex in 0..<podsPerNode {
+                var pod = LabState.Pod(name: "\(node.name)-p\(podIndex + 1)", namespace: "\(node.namespace)-p\(podIndex + 1)")
+                state.nodes[index].pods.append(pod)
+                try state.save()
+                try ip(["netns", "add", pod.namespace])
+                try ip(["-n", pod.namespace, "link", "set", "lo", "up"])
+                pod.ip = try addPod(pod, on: node)
+                state.nodes[index].pods[podIndex] = pod
+                try state.save()
+                progress("pod \(pod.name): \(pod.ip ?? "?") (weft-cni, bridge + host-local\(node.dataplane == "bpf" ? ", BPF endpoint" : ""))")
+            }
+        }
+        return state
+    }
+
+    private func ip(_ arguments: [String]) throws {
+        try SystemCommand.must(["ip"] + arguments)
+    }
+
+    /// Starts `weft daemon` in the node's namespace; it outlives this command (Foundation
+    /// starts it in a process group of its own, so a terminal's signals do not reach it).
+    /// `ip netns exec` execs the daemon, so the PID recorded is the daemon's. Its log goes
+    /// to the node's directory.
+    private func startDaemon(_ node: LabState.Node, storeFile: String) throws -> Int32 {
+        if node.dataplane == "bpf" {
+            try FileManager.default.createDirectory(atPath: node.pinDirectory, withIntermediateDirectories: true)
+            guard mount("bpf", node.pinDirectory, "bpf", 0, nil) == 0 else {
+                throw CommandFailure("cannot mount a bpffs at \(node.pinDirectory): \(String(cString: strerror(errno)))")
+            }
+        }
+        FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", node.namespace, weft, "daemon", "--store-file", storeFile, "--iface", "eth0",
+                             "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
+                             "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"]
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process.processIdentifier
+    }
+
+    private func waitUntilReady(_ node: LabState.Node) throws -> String {
+        for _ in 0..<600 {
+            if let data = FileManager.default.contents(atPath: node.statusFile),
+               let status = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               status["ready"] as? Bool == true, let subnet = status["subnet"] as? String {
+                return subnet
+            }
+            if let pid = node.daemonPID, kill(pid, 0) != 0 {
+                let log = (try? String(contentsOfFile: node.logFile, encoding: .utf8)) ?? ""
+                throw CommandFailure("the daemon of \(node.name) exited; its log (\(node.logFile)) ends:\n"
+                    + log.split(separator: "\n").suffix(8).joined(separator: "\n"))
+            }
+            usleep(100_000)
+        }
+        throw CommandFailure("the daemon of \(node.name) was not ready after 60 s; see \(node.logFile)")
+    }
+
+    private func addPod(_ pod: LabState.Pod, on node: LabState.Node) throws -> String {
+        let config = #"{"cniVersion":"1.0.0","name":"weft-\#(name)","type":"weft-cni","delegate":{"hairpinMode":true},"#
+            + #""subnetFile":"\#(node.subnetFile)","dataDir":"\#(node.directory)/cni","ipamDataDir":"\#(node.directory)/ipam","#
+            + #""pinDir":"\#(node.pinDirectory)"}"#
+        let result = try SystemCommand.run(["ip", "netns", "exec", node.namespace, "env", "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(pod.name)",
+                                            "CNI_NETNS=/run/netns/\(pod.namespace)", "CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni:/opt/cni/bin",
+                                            plugin], input: config)
+        guard result.succeeded, let document = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+              let ips = document["ips"] as? [[String: Any]], let address = ips.first?["address"] as? String else {
+            throw CommandFailure("weft-cni ADD for pod \(pod.name) failed: \(result.stdout)\(result.stderr)")
+        }
+        return String(address.prefix { $0 != "/" })
+    }
+
+    // MARK: check
+
+    /// Every pod pings every pod on the other nodes. Returns the failed pairs.
+    func check(_ state: LabState, report: (String) -> Void) throws -> [(String, String)] {
+        let pods = state.nodes.flatMap { node in node.pods.map { (node: node.name, pod: $0) } }
+        var failures: [(String, String)] = []
+        let width = max(8, (pods.map(\.pod.name.count).max() ?? 0) + 2)
+        func pad(_ text: String) -> String { text.padding(toLength: width, withPad: " ", startingAt: 0) }
+        report(pad("from\\to") + pods.map { pad($0.pod.name) }.joined())
+        for source in pods {
+            var row = pad(source.pod.name)
+            for target in pods {
+                guard source.node != target.node, let ip = target.pod.ip else {
+                    row += pad("-")
+                    continue
+                }
+                let reached = try SystemCommand.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "1", "-W", "2", ip]).succeeded
+                    || SystemCommand.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "2", "-W", "2", ip]).succeeded
+                row += pad(reached ? "ok" : "FAIL")
+                if !reached { failures.append((source.pod.name, target.pod.name)) }
+            }
+            report(row)
+        }
+        return failures
+    }
+
+    // MARK: down
+
+    /// Ends the daemons it started (by PID, after checking the PID is still a weft daemon),
+    /// deletes its namespaces, unmounts its pin directories and removes its directory.
+    func down(progress: (String) -> Void) throws {
+        let state = LabState.load(directory)
+        for node in state?.nodes ?? [] {
+            guard let pid = node.daemonPID, Self.isWeftDaemon(pid) else { continue }
+            kill(pid, SIGTERM)
+            for _ in 0..<30 where Self.isWeftDaemon(pid) { usleep(100_000) }
+            if Self.isWeftDaemon(pid) { kill(pid, SIGKILL) }
+            progress("stopped the daemon of \(node.name) (pid \(pid))")
+        }
+        for namespace in try existingNamespaces().sorted(by: >) {
+            try SystemCommand.must(["ip", "netns", "del", namespace])
+        }
+        let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 1, fields[1].hasPrefix(directory + "/") { umount2(String(fields[1]), Int32(MNT_DETACH)) }
+        }
+        if FileManager.default.fileExists(atPath: directory) { try FileManager.default.removeItem(atPath: directory) }
+        progress("removed the lab \(name): namespaces \(prefix)*, pins and files in \(directory)")
+    }
+
+    static func isWeftDaemon(_ pid: Int32) -> Bool {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        return arguments.contains("daemon") && arguments.contains { $0.hasSuffix("weft") }
+    }
+}
