@@ -99,6 +99,7 @@ let package = Package(
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -36,7 +36,7 @@ struct DaemonCommand: AsyncParsableCommand {
     var healthzIP: String?
     @Option(help: "Port of /healthz, /readyz and /metrics; 0 serves none. [default: 0]")
     var healthzPort: Int?
-    @Flag(help: "Tell the CNI plugin not to masquerade (FLANNEL_IPMASQ=true): this node does it.")
+    @Flag(help: "Write FLANNEL_IPMASQ=true, so the CNI plugin leaves masquerading to the node. (Weft does not install flanneld's masquerade rules itself yet: add them, or leave this off.)")
     var ipMasq = false
     @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel. [default: auto]")
     var dataplane: DataplaneChoice?

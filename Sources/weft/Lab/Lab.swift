@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import WeftBPF
 
 /// A Weft cluster on this machine: N node namespaces on one underlay bridge, a daemon in
 /// each on the embedded store, and pods made through weft-cni with the real bridge and
@@ -88,8 +89,8 @@ struct Lab {
     /// starts it in a process group of its own, so a terminal's signals do not reach it).
     /// `ip netns exec` execs the daemon, so the PID recorded is the daemon's. Its log goes
     /// to the node's directory.
-    private func startDaemon(_ node: LabState.Node, storeFile: String) throws -> Int32 {
-        if node.dataplane == "bpf" {
+    func startDaemon(_ node: LabState.Node, storeFile: String) throws -> Int32 {
+        if node.dataplane == "bpf" && !BPFFilesystem.isMounted(at: node.pinDirectory) {
             try FileManager.default.createDirectory(atPath: node.pinDirectory, withIntermediateDirectories: true)
             guard mount("bpf", node.pinDirectory, "bpf", 0, nil) == 0 else {
                 throw CommandFailure("cannot mount a bpffs at \(node.pinDirectory): \(String(cString: strerror(errno)))")
@@ -109,7 +110,7 @@ struct Lab {
         return process.processIdentifier
     }
 
-    private func waitUntilReady(_ node: LabState.Node) throws -> String {
+    func waitUntilReady(_ node: LabState.Node) throws -> String {
         for _ in 0..<600 {
             if let data = FileManager.default.contents(atPath: node.statusFile),
                let status = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -127,7 +128,10 @@ struct Lab {
     }
 
     private func addPod(_ pod: LabState.Pod, on node: LabState.Node) throws -> String {
-        let config = #"{"cniVersion":"1.0.0","name":"weft-\#(name)","type":"weft-cni","delegate":{"hairpinMode":true},"#
+        // The lab's pods talk to each other only: no masquerading, which would hide their
+        // addresses on host-gw paths (as Flannel's conflist, with the daemon's --ip-masq).
+        let config = #"{"cniVersion":"1.0.0","name":"weft-\#(name)","type":"weft-cni","#
+            + #""delegate":{"hairpinMode":true,"isDefaultGateway":true,"ipMasq":false},"#
             + #""subnetFile":"\#(node.subnetFile)","dataDir":"\#(node.directory)/cni","ipamDataDir":"\#(node.directory)/ipam","#
             + #""pinDir":"\#(node.pinDirectory)"}"#
         let result = try SystemCommand.run(["ip", "netns", "exec", node.namespace, "env", "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(pod.name)",
@@ -138,6 +142,22 @@ struct Lab {
             throw CommandFailure("weft-cni ADD for pod \(pod.name) failed: \(result.stdout)\(result.stderr)")
         }
         return String(address.prefix { $0 != "/" })
+    }
+
+    /// Stops a node's daemon if it runs, starts a new one and waits until it is ready:
+    /// it reclaims its lease and adopts the dataplane as it finds it.
+    func restart(_ target: String, in state: inout LabState) throws -> (pid: Int32, subnet: String) {
+        guard let index = state.nodes.firstIndex(where: { $0.name == target }) else {
+            throw CommandFailure("no node \(target) in lab \(state.name); there are: \(state.nodes.map(\.name).joined(separator: ", "))")
+        }
+        if let pid = state.nodes[index].daemonPID, Self.isWeftDaemon(pid) {
+            kill(pid, SIGTERM)
+            for _ in 0..<50 where Self.isWeftDaemon(pid) { usleep(100_000) }
+        }
+        try? FileManager.default.removeItem(atPath: state.nodes[index].statusFile)
+        state.nodes[index].daemonPID = try startDaemon(state.nodes[index], storeFile: state.storeFile)
+        try state.save()
+        return (state.nodes[index].daemonPID!, try waitUntilReady(state.nodes[index]))
     }
 
     // MARK: check

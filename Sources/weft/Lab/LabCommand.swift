@@ -7,7 +7,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "A Weft cluster on this machine: node namespaces, a daemon each, pods through weft-cni.",
-        subcommands: [Up.self, Status.self, Check.self, Exec.self, Down.self])
+        subcommands: [Up.self, Status.self, Check.self, Exec.self, Restart.self, Down.self])
 
     struct Name: ParsableArguments {
         @Option(help: "The lab's name: namespaces are weft-<name>-*, files under /run/weft-<name>.")
@@ -135,6 +135,18 @@ struct LabCommand: ParsableCommand {
             var cArguments = argv.map { strdup($0) } + [nil]
             execvp("ip", &cArguments)
             throw CommandFailure("cannot run ip netns exec: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start a node's daemon again (stopping it first if it runs), and wait until it is ready.")
+        @OptionGroup var name: Name
+        @Argument(help: "The node, e.g. n1.") var node: String
+
+        func run() throws {
+            var state = try name.state()
+            let (pid, subnet) = try name.lab.restart(node, in: &state)
+            print("node \(node): daemon pid \(pid), ready, subnet \(subnet)")
         }
     }
 

@@ -1,0 +1,63 @@
+import Foundation
+import Glibc
+import WeftTestSupport
+
+let isRoot = getuid() == 0
+
+/// A `weft lab` of the test's own, under a unique name, taken down when the test ends.
+final class LabFixture {
+    let name = "t" + String(UUID().uuidString.prefix(6)).lowercased()
+    var directory: String { "/run/weft-\(name)" }
+
+    init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1) throws {
+        let up = try weft(["lab", "up", "--nodes", "\(nodes)", "--backend", backend, "--dataplane", dataplane,
+                           "--pods-per-node", "\(podsPerNode)"])
+        guard up.succeeded else { throw Command.Failure(arguments: ["weft lab up"], result: up) }
+    }
+
+    deinit {
+        _ = try? weft(["lab", "down"])
+    }
+
+    /// `weft lab <subcommand> --name <ours> <the rest>`: the name goes before any
+    /// positional argument, which `lab exec` would otherwise pass through.
+    func weft(_ arguments: [String]) throws -> Command.Result {
+        var arguments = arguments
+        arguments.insert(contentsOf: ["--name", name], at: min(2, arguments.count))
+        return try Command.run([WeftProcess.binary] + arguments)
+    }
+
+    func status() throws -> [String: Any] {
+        let result = try weft(["lab", "status", "--json"])
+        return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func node(_ name: String) throws -> [String: Any] {
+        let nodes = try status()["nodes"] as? [[String: Any]] ?? []
+        return nodes.first { $0["node"] as? String == name } ?? [:]
+    }
+
+    /// `weft` inside a node, reading that node's pins, status and store.
+    func inNode(_ node: String, _ arguments: [String]) throws -> Command.Result {
+        try weft(["lab", "exec", node, "--", "weft"] + arguments)
+    }
+
+    func peers(of node: String) throws -> Set<String> {
+        let output = try inNode(node, ["maps", "peers", "--json"]).stdout
+        let entries = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] ?? []
+        return Set(entries.compactMap { $0["subnet"] as? String })
+    }
+
+    /// Every namespace, mount, process and file whose name says it is this lab's.
+    func leftovers() throws -> [String] {
+        var found: [String] = []
+        found += try Command.must(["ip", "netns", "list"]).split(separator: "\n").map(String.init).filter { $0.contains("weft-\(name)-") }
+        found += try String(contentsOfFile: "/proc/mounts", encoding: .utf8).split(separator: "\n").map(String.init).filter { $0.contains(directory) }
+        if FileManager.default.fileExists(atPath: directory) { found.append(directory) }
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int(entry) != nil {
+            if let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+               String(decoding: data, as: UTF8.self).contains(directory) { found.append("process \(entry)") }
+        }
+        return found
+    }
+}
