@@ -156,13 +156,3 @@ func flapUnderlay(_ lab: TwoNodes) throws {
     usleep(300_000)
     try lab.namespaces.must(lab.node(1), ["ip", "link", "set", "u1", "up"])
 }
-
-/// Polls `condition` every 100 ms; true as soon as it holds, false after `seconds`.
-func waitUntil(seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
-    let start = Date()
-    repeat {
-        if try condition() { return true }
-        usleep(100_000)
-    } while Date().timeIntervalSince(start) < seconds
-    return try condition()
-}

@@ -116,3 +116,13 @@ public final class Namespaces {
         }
     }
 }
+
+/// Polls `condition` every 100 ms; true as soon as it holds, false after `seconds`.
+public func waitUntil(seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
+    let start = Date()
+    repeat {
+        if try condition() { return true }
+        usleep(100_000)
+    } while Date().timeIntervalSince(start) < seconds
+    return try condition()
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Glibc
+import Testing
+import WeftTestSupport
+
+/// `weft daemon` on the embedded store, in lab nodes.
+@Suite("weft daemon", .enabled(if: isRoot, "needs root for namespaces and BPF"))
+struct DaemonTests {
+    @Test("kill -9: traffic keeps flowing; restarted, the node reclaims its subnet and VTEP MAC and no peer sees a change")
+    func killAndRestart() throws {
+        let lab = try LabFixture()
+        let before = try lab.inNode("n2", ["leases", "--json"]).stdout
+        let n1 = try lab.node("n1")
+        kill(pid_t(n1["pid"] as? Int ?? 0), SIGKILL)
+        #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking without their daemon")
+        let restart = try lab.weft(["lab", "restart", "n1"])
+        #expect(restart.succeeded, "\(restart.stderr)")
+        #expect(restart.stdout.contains("subnet \(n1["subnet"] as? String ?? "?")"), "\(restart.stdout)")
+        let after = try lab.inNode("n2", ["leases", "--json"]).stdout
+        #expect(Self.identities(before) == Self.identities(after), "subnets, public IPs and VTEP MACs are unchanged")
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("A node's lease deleted by hand: its daemon takes it back, and traffic recovers")
+    func leaseDeletedByHand() throws {
+        let lab = try LabFixture(nodes: 2)
+        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
+        #expect(try lab.inNode("n2", ["leases", "revoke", subnet]).succeeded)
+        let back = try waitUntil(seconds: 10) { try lab.inNode("n2", ["leases"]).stdout.contains(subnet) }
+        #expect(back, "the lease of \(subnet) is back")
+        #expect(try waitUntil(seconds: 10) { try lab.peers(of: "n2").contains(subnet) })
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("A peer's lease deleted: every other node removes it from its dataplane")
+    func peerLeaseRemoved() throws {
+        let lab = try LabFixture(dataplane: "mixed")
+        let n3 = try lab.node("n3")
+        kill(pid_t(n3["pid"] as? Int ?? 0), SIGKILL)
+        let subnet = n3["subnet"] as? String ?? "?"
+        #expect(try lab.inNode("n1", ["leases", "revoke", subnet]).succeeded)
+        #expect(try waitUntil(seconds: 10) { !(try lab.peers(of: "n1").contains(subnet)) }, "BPF node n1 forgot \(subnet)")
+        #expect(try waitUntil(seconds: 10) {
+            try !lab.weft(["lab", "exec", "n2", "--", "ip", "route", "show", subnet]).stdout.contains(subnet)
+        }, "kernel node n2 removed its route to \(subnet)")
+    }
+
+    @Test("SIGTERM during traffic: exit 0, and pods keep talking")
+    func sigterm() throws {
+        let lab = try LabFixture(nodes: 2)
+        // A daemon of this test's own, in n1's place, so the test sees its exit status.
+        let n1 = try lab.node("n1")
+        kill(pid_t(n1["pid"] as? Int ?? 0), SIGTERM)
+        #expect(try waitUntil(seconds: 5) { kill(pid_t(n1["pid"] as? Int ?? 0), 0) != 0 })
+        let namespace = n1["namespace"] as? String ?? "?"
+        let directory = "\(lab.directory)/n1"
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        daemon.arguments = ["netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(lab.directory)/leases.db",
+                            "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env", "--pin-dir", "\(directory)/bpf",
+                            "--status-file", "\(directory)/status.json", "--dataplane", "bpf"]
+        let log = Pipe()
+        daemon.standardError = log
+        daemon.standardOutput = log
+        try daemon.run()
+        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        let ready = try waitUntil(seconds: 10) {
+            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.processIdentifier),"ready":true"#) == true
+        }
+        #expect(ready)
+        let flood = try Command.run(["ip", "netns", "exec", "weft-\(lab.name)-n2-p1", "ping", "-c", "1", "-W", "2",
+                                     (lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"])
+        #expect(flood.succeeded)
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        let output = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(daemon.terminationStatus == 0, "\(output)")
+        #expect(output.contains("the dataplane stays in place"))
+        #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking after the daemon stopped")
+    }
+
+    static func identities(_ json: String) -> Set<String> {
+        let leases = (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]) ?? []
+        return Set(leases.map { "\($0["subnet"] ?? "") \($0["publicIP"] ?? "") \($0["vtepMAC"] ?? "")" })
+    }
+}
+
+/// The daemon's bad days: each gives a message that says what is wrong and what to do.
+@Suite("weft daemon errors", .enabled(if: isRoot, "needs root for namespaces"))
+struct DaemonErrorTests {
+    func daemon(_ namespaces: Namespaces, _ ns: String, _ files: TemporaryDirectory, _ extra: [String], prefix: [String] = []) throws -> Command.Result {
+        try Command.run(prefix + ["ip", "netns", "exec", ns, WeftProcess.binary, "daemon", "--store-file", files.file("leases.db"),
+                                  "--subnet-file", files.file("subnet.env"), "--status-file", files.file("status.json"),
+                                  "--dataplane", "kernel"] + extra)
+    }
+
+    @Test("No network config, unknown interface, out of subnets, no privileges")
+    func badDays() throws {
+        let namespaces = Namespaces()
+        let ns = try namespaces.add("node")
+        try Command.must(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"])
+        try Command.must(["ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "eth0"])
+        try Command.must(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        let files = try TemporaryDirectory()
+
+        let noConfig = try daemon(namespaces, ns, files, ["--iface", "eth0"])
+        #expect(noConfig.status != 0)
+        #expect(noConfig.stderr.contains("no network config: looked for /coreos.com/network/config in"), "\(noConfig.stderr)")
+        #expect(noConfig.stderr.contains("weft config put"))
+
+        try files.write("net-conf.json", #"{"Network":"10.244.0.0/22","SubnetLen":24,"Backend":{"Type":"host-gw"}}"#)
+        try Command.must([WeftProcess.binary, "config", "put", files.file("net-conf.json"), "--store-file", files.file("leases.db")])
+        let noInterface = try daemon(namespaces, ns, files, ["--iface", "ens9"])
+        #expect(noInterface.status != 0)
+        #expect(noInterface.stderr.contains("no interface matches --iface ens9"), "\(noInterface.stderr)")
+        #expect(noInterface.stderr.contains("eth0 (198.18.0.1)"), "it lists the interfaces there are")
+
+        // 10.244.0.0/22 in /24s, the first skipped: three subnets, all taken by other nodes.
+        for host in 2...4 {
+            try Command.must([WeftProcess.binary, "leases", "acquire", "--public-ip", "198.18.0.\(host)", "--store-file", files.file("leases.db")])
+        }
+        let full = try daemon(namespaces, ns, files, ["--iface", "eth0"])
+        #expect(full.status != 0)
+        #expect(full.stderr.contains("out of subnets"), "\(full.stderr)")
+
+        let unprivileged = try daemon(namespaces, ns, files, ["--iface", "eth0"],
+                                      prefix: ["setpriv", "--inh-caps=-all", "--bounding-set=-net_admin", "--"])
+        #expect(unprivileged.status != 0)
+        #expect(unprivileged.stderr.contains("missing capability CAP_NET_ADMIN"), "\(unprivileged.stderr)")
+    }
+}
