@@ -12,6 +12,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Pure logic: addresses, config, leases, allocation, diffing. No syscalls, no I/O.
@@ -24,14 +27,17 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]
         ),
 
-        // The lease store: the etcd-shaped key-value abstraction, its embedded SQLite
-        // implementation and Flannel's subnet layout on top of it.
+        // The lease store: the etcd-shaped key-value abstraction, its embedded SQLite and
+        // etcd (v3 JSON gateway) implementations, and Flannel's subnet layout on top.
         .target(
             name: "WeftStore",
             dependencies: [
                 "WeftCore",
                 "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
 

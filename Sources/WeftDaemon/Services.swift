@@ -76,7 +76,8 @@ struct LeaseService: Service {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
-                for try await event in registry.watchLeases(fromRevision: revision) {
+                let ownLease = shared.lease.withLock { $0.lease }
+                for try await event in registry.watchLeases(fromRevision: revision, known: Array(known.values) + [ownLease]) {
                     delay = .milliseconds(500)
                     let ownSubnet = shared.lease.withLock { $0.lease.subnet }
                     switch event {
@@ -92,10 +93,6 @@ struct LeaseService: Service {
                             continue
                         }
                         known[subnet] = nil
-                    case .resync(let leases, let at):
-                        revision = at + 1
-                        known = Dictionary(leases.filter { $0.subnet != ownSubnet }.map { ($0.subnet, $0) }, uniquingKeysWith: { a, _ in a })
-                        if !leases.contains(where: { $0.subnet == ownSubnet }) { try await reacquire(shared) }
                     }
                     let current = Array(known.values)
                     supervisor.update(peers: current)
@@ -160,7 +157,6 @@ extension LeaseWatchEvent {
         switch self {
         case .put(let lease, _): "put \(lease.subnet) at \(lease.attributes.publicIP)"
         case .delete(let subnet, _): "delete \(subnet)"
-        case .resync(let leases, _): "resync of \(leases.count) leases"
         }
     }
 }

@@ -111,34 +111,59 @@ public struct SubnetRegistry: Sendable {
         try await store.delete(key(for: subnet))
     }
 
-    /// Lease changes from `revision` on. When history was compacted the stream lists the
-    /// store again and yields `.resync` with the full set; apply it with `LeaseDiff`.
-    public func watchLeases(fromRevision revision: Int64) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
+    /// Lease changes from `revision` on, as puts and deletes, each once and in revision
+    /// order. `known` is what the caller holds as of `revision - 1`: when the history it
+    /// needs was compacted away, the watch lists the store again and reports the difference
+    /// from `known` as events. While the store is unreachable it retries with backoff and
+    /// resumes where it stopped, so no change is lost or repeated.
+    public func watchLeases(fromRevision revision: Int64, known: [Lease] = []) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 var next = revision
-                do {
-                    while !Task.isCancelled {
-                        var resumeAt: Int64?
+                var current = Dictionary(known.map { ($0.subnet, $0) }, uniquingKeysWith: { _, last in last })
+                var delay = Duration.milliseconds(200)
+                func emit(_ change: LeaseWatchEvent) {
+                    switch change {
+                    case .put(let lease, _): current[lease.subnet] = lease
+                    case .delete(let subnet, _): current[subnet] = nil
+                    }
+                    continuation.yield(change)
+                }
+                while !Task.isCancelled {
+                    do {
                         for try await response in store.watch(prefix: subnetsPrefix, fromRevision: next) {
+                            delay = .milliseconds(200)
                             switch response {
                             case .events(let events, _):
                                 for event in events {
-                                    if let change = translate(event) { continuation.yield(change) }
+                                    next = event.revision + 1
+                                    if let change = translate(event) { emit(change) }
                                 }
                             case .compacted:
                                 let listing = try await leases()
-                                continuation.yield(.resync(listing.leases.map(\.lease), revision: listing.revision))
-                                resumeAt = listing.revision + 1
+                                let diff = LeaseDiff(from: Array(current.values), to: listing.leases.map(\.lease))
+                                logger.notice("lease history was compacted; listed the store again",
+                                              metadata: ["added": "\(diff.added.count)", "changed": "\(diff.changed.count)", "removed": "\(diff.removed.count)"])
+                                for lease in diff.added + diff.changed { emit(.put(lease, revision: listing.revision)) }
+                                for subnet in diff.removed { emit(.delete(subnet, revision: listing.revision)) }
+                                next = listing.revision + 1
                             }
                         }
-                        guard let resumeAt else { break }
-                        next = resumeAt
+                        if Task.isCancelled { break }
+                    } catch let error as StoreError {
+                        guard case .unavailable = error else {
+                            continuation.finish(throwing: error)
+                            return
+                        }
+                        logger.warning("lease watch interrupted; resuming", metadata: ["from-revision": "\(next)", "error": "\(error)"])
+                        try? await Task.sleep(for: delay)
+                        delay = min(delay * 2, .seconds(10))
+                    } catch {
+                        if !Task.isCancelled { continuation.finish(throwing: error) }
+                        return
                     }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
                 }
+                continuation.finish()
             }
             continuation.onTermination = { _ in task.cancel() }
         }
@@ -189,6 +214,4 @@ public struct SkippedKey: Error, Sendable, Equatable {
 public enum LeaseWatchEvent: Sendable, Equatable {
     case put(Lease, revision: Int64)
     case delete(IPv4Prefix, revision: Int64)
-    /// History was lost: this is the whole set at `revision`.
-    case resync([Lease], revision: Int64)
 }

@@ -56,10 +56,15 @@ struct LeasesCommand: AsyncParsableCommand {
         func run() async throws {
             logging.bootstrap()
             let registry = try storeOptions.makeRegistry()
-            let start: Int64
-            if let fromRevision { start = fromRevision } else { start = try await registry.leases().revision + 1 }
+            var start = fromRevision ?? 0
+            var known: [Lease] = []
+            if fromRevision == nil {
+                let listing = try await registry.leases()
+                start = listing.revision + 1
+                known = listing.leases.map(\.lease)
+            }
             var printed = 0
-            for try await event in registry.watchLeases(fromRevision: start) {
+            for try await event in registry.watchLeases(fromRevision: start, known: known) {
                 let line = json ? LeaseJSON.encode(event).serialized(keyOrder: LeaseJSON.keyOrder) : LeaseJSON.line(event)
                 // Unbuffered, so that a pipe sees each change as it happens.
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
@@ -186,8 +191,6 @@ enum LeaseJSON {
             return .object(members)
         case .delete(let subnet, let revision):
             return .object(["type": .string("delete"), "subnet": .string(subnet.description), "revision": .integer(revision)])
-        case .resync(let leases, let revision):
-            return .object(["type": .string("resync"), "revision": .integer(revision), "leases": .array(leases.map(encode))])
         }
     }
 
@@ -197,8 +200,6 @@ enum LeaseJSON {
             "\(revision) put \(lease.subnet) \(lease.attributes.publicIP) \(lease.attributes.backendType) \(lease.attributes.vxlan?.vtepMAC.description ?? "-")"
         case .delete(let subnet, let revision):
             "\(revision) delete \(subnet)"
-        case .resync(let leases, let revision):
-            "\(revision) resync \(leases.count) leases: " + leases.map(\.subnet.description).joined(separator: " ")
         }
     }
 

@@ -2,31 +2,60 @@ import ArgumentParser
 import Foundation
 import WeftStore
 
-/// Where the leases live. The embedded store is a SQLite file shared by the processes of
-/// one machine; it uses Flannel's etcd layout under `--etcd-prefix` all the same.
+/// Where the leases live: the embedded store (a SQLite file shared by the processes of
+/// one machine) or etcd, with flanneld's `--etcd-*` flags. Both use Flannel's layout under
+/// `--etcd-prefix`. Each flag falls back to its `FLANNELD_*` variable.
 struct StoreOptions: ParsableArguments {
     static let defaultStoreFile = "/var/lib/weft/leases.db"
 
-    @Option(name: .long, help: "The lease store: 'embedded' (a SQLite file on this machine).")
-    var store: StoreKind = .embedded
+    @Option(name: .long, help: "The lease store: embedded (a SQLite file on this machine) or etcd. [default: etcd when --etcd-endpoints is given, else embedded]")
+    var store: StoreKind?
 
     @Option(name: .long, help: "The embedded store's database file.")
     var storeFile: String = NodeEnvironment.storeFile
 
-    @Option(name: .long, help: "The key prefix of the network config and leases, as in flanneld.")
-    var etcdPrefix: String = SubnetRegistry.defaultPrefix
+    @Option(name: .long, help: "The key prefix of the network config and leases, as in flanneld. [default: /coreos.com/network]")
+    var etcdPrefix: String?
+
+    @Option(name: .long, help: "Comma-separated etcd endpoints, e.g. https://10.0.0.1:2379,https://10.0.0.2:2379.")
+    var etcdEndpoints: String?
+    @Option(name: .long, help: "The CA that signed etcd's certificate.") var etcdCafile: String?
+    @Option(name: .long, help: "This client's certificate for etcd.") var etcdCertfile: String?
+    @Option(name: .long, help: "This client's private key for etcd.") var etcdKeyfile: String?
+    @Option(name: .long, help: "etcd username.") var etcdUsername: String?
+    @Option(name: .long, help: "etcd password.") var etcdPassword: String?
 
     enum StoreKind: String, ExpressibleByArgument, CaseIterable {
-        case embedded
+        case embedded, etcd
+    }
+
+    private func env(_ flag: String) -> String? {
+        NodeEnvironment.value("FLANNELD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_"))
+    }
+
+    var connection: EtcdConnection? {
+        guard let endpoints = etcdEndpoints ?? env("etcd-endpoints") else { return nil }
+        return EtcdConnection(endpoints: endpoints.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) },
+                              caFile: etcdCafile ?? env("etcd-cafile"), certFile: etcdCertfile ?? env("etcd-certfile"),
+                              keyFile: etcdKeyfile ?? env("etcd-keyfile"), username: etcdUsername ?? env("etcd-username"),
+                              password: etcdPassword ?? env("etcd-password"))
     }
 
     func makeRegistry() throws -> SubnetRegistry {
-        switch store {
+        let prefix = etcdPrefix ?? env("etcd-prefix") ?? SubnetRegistry.defaultPrefix
+        switch store ?? (connection == nil ? .embedded : .etcd) {
         case .embedded:
             do {
-                return SubnetRegistry(store: try EmbeddedStore(path: storeFile), prefix: etcdPrefix)
+                return SubnetRegistry(store: try EmbeddedStore(path: storeFile), prefix: prefix)
             } catch {
                 throw CommandFailure("cannot open the embedded lease store: \(error)")
+            }
+        case .etcd:
+            guard let connection else { throw CommandFailure("--store etcd needs --etcd-endpoints (or FLANNELD_ETCD_ENDPOINTS)") }
+            do {
+                return SubnetRegistry(store: try EtcdStore(connection), prefix: prefix)
+            } catch {
+                throw CommandFailure("cannot use etcd: \(error)")
             }
         }
     }

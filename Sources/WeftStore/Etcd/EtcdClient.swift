@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOSSL
+import Synchronization
+import WeftCore
+
+/// How to reach an etcd cluster: flanneld's `--etcd-*` settings.
+public struct EtcdConnection: Sendable, Equatable {
+    public var endpoints: [String]
+    public var caFile: String?
+    public var certFile: String?
+    public var keyFile: String?
+    public var username: String?
+    public var password: String?
+
+    public init(endpoints: [String], caFile: String? = nil, certFile: String? = nil, keyFile: String? = nil,
+                username: String? = nil, password: String? = nil) {
+        self.endpoints = endpoints
+        self.caFile = caFile
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.username = username
+        self.password = password
+    }
+}
+
+/// etcd's v3 JSON gateway over HTTP(S): several endpoints tried in turn (a failed one is
+/// skipped until the others fail too), TLS with a CA and a client certificate, and
+/// username/password authentication with a token renewed when etcd rejects it.
+final class EtcdClient: Sendable {
+    let connection: EtcdConnection
+    private let http: HTTPClient
+    private let preferred = Mutex(0)
+    private let token = Mutex<String?>(nil)
+
+    init(_ connection: EtcdConnection) throws {
+        guard !connection.endpoints.isEmpty else { throw StoreError.unavailable(location: "etcd", reason: "no --etcd-endpoints given") }
+        self.connection = connection
+        http = try EtcdHTTPClients.client(for: connection)
+    }
+
+    /// POSTs a gateway call and returns the decoded JSON object. Connection failures move on
+    /// to the next endpoint; when every endpoint failed the error says so.
+    func call(_ path: String, _ body: Data) async throws -> [String: JSONValue] {
+        var failures: [String] = []
+        let count = connection.endpoints.count
+        let first = preferred.withLock { $0 }
+        for attempt in 0..<count {
+            let index = (first + attempt) % count
+            let endpoint = connection.endpoints[index]
+            do {
+                let response = try await post(endpoint, path, body, authenticate: true)
+                let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
+                if response.status == .unauthorized || (response.status.code >= 400 && String(decoding: data, as: UTF8.self).contains("invalid auth token")) {
+                    token.withLock { $0 = nil }
+                    let retry = try await post(endpoint, path, body, authenticate: true)
+                    return try decode(retry.status.code, Data((try await retry.body.collect(upTo: 64 << 20)).readableBytesView), path)
+                }
+                preferred.withLock { $0 = index }
+                return try decode(response.status.code, data, path)
+            } catch let error as EtcdRequestError {
+                throw error
+            } catch {
+                failures.append("\(endpoint): \(error)")
+            }
+        }
+        throw StoreError.unavailable(location: location, reason: failures.joined(separator: "; "))
+    }
+
+    /// Opens a streaming call (watch) on the first endpoint that answers.
+    func stream(_ path: String, _ body: Data) async throws -> HTTPClientResponse {
+        var failures: [String] = []
+        let count = connection.endpoints.count
+        let first = preferred.withLock { $0 }
+        for attempt in 0..<count {
+            let index = (first + attempt) % count
+            do {
+                let response = try await post(connection.endpoints[index], path, body, authenticate: true, timeout: .hours(24 * 365))
+                guard response.status == .ok else {
+                    let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
+                    throw EtcdRequestError(path: path, status: Int(response.status.code), message: String(decoding: data, as: UTF8.self))
+                }
+                preferred.withLock { $0 = index }
+                return response
+            } catch let error as EtcdRequestError {
+                throw error
+            } catch {
+                failures.append("\(connection.endpoints[index]): \(error)")
+            }
+        }
+        throw StoreError.unavailable(location: location, reason: failures.joined(separator: "; "))
+    }
+
+    var location: String { "etcd " + connection.endpoints.joined(separator: ",") }
+
+    private func post(_ endpoint: String, _ path: String, _ body: Data, authenticate: Bool,
+                      timeout: TimeAmount = .seconds(10)) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if authenticate, let credentials = try await authToken(endpoint) {
+            request.headers.add(name: "Authorization", value: credentials)
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        return try await http.execute(request, timeout: timeout)
+    }
+
+    /// The auth token for username/password, fetched once and again when it lapses.
+    private func authToken(_ endpoint: String) async throws -> String? {
+        guard let username = connection.username else { return nil }
+        if let current = token.withLock({ $0 }) { return current }
+        let body = EtcdMessages.body(["name": .string(username), "password": .string(connection.password ?? "")])
+        let response = try await post(endpoint, "/v3/auth/authenticate", body, authenticate: false)
+        let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
+        guard response.status == .ok, case .string(let fresh)? = try EtcdMessages.object(data)["token"] else {
+            throw EtcdRequestError(path: "/v3/auth/authenticate", status: Int(response.status.code),
+                                   message: "etcd refused user \(username): \(String(decoding: data, as: UTF8.self)); check --etcd-username and --etcd-password")
+        }
+        token.withLock { $0 = fresh }
+        return fresh
+    }
+
+    private func decode(_ status: UInt, _ data: Data, _ path: String) throws -> [String: JSONValue] {
+        guard status == 200 else {
+            throw EtcdRequestError(path: path, status: Int(status), message: String(decoding: data, as: UTF8.self))
+        }
+        return try EtcdMessages.object(data)
+    }
+}
+
+
+/// etcd answered, and said no: not a connectivity problem, so no failover.
+struct EtcdRequestError: Error, CustomStringConvertible {
+    let path: String
+    let status: Int
+    let message: String
+    var description: String { "etcd \(path) answered \(status): \(message)" }
+}
+
+/// One HTTP client per TLS setup, for the life of the process (a client must be shut
+/// down before it is freed; a process-wide one never is).
+enum EtcdHTTPClients {
+    private static let clients = Mutex<[String: HTTPClient]>([:])
+
+    static func client(for connection: EtcdConnection) throws -> HTTPClient {
+        let key = [connection.caFile, connection.certFile, connection.keyFile].map { $0 ?? "-" }.joined(separator: "|")
+        if let existing = clients.withLock({ $0[key] }) { return existing }
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(3), read: nil)
+        if connection.caFile != nil || connection.certFile != nil {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            do {
+                if let ca = connection.caFile { tls.trustRoots = .file(ca) }
+                if let cert = connection.certFile {
+                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+                }
+                if let key = connection.keyFile { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
+            } catch {
+                throw StoreError.unavailable(location: "etcd", reason: "cannot read the TLS files (--etcd-cafile, --etcd-certfile, --etcd-keyfile): \(error)")
+            }
+            configuration.tlsConfiguration = tls
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        clients.withLock { $0[key] = client }
+        return client
+    }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
+}
