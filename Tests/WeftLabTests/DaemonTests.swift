@@ -6,9 +6,11 @@ import WeftTestSupport
 /// `weft daemon` on the embedded store, in lab nodes.
 @Suite("weft daemon", .enabled(if: isRoot, "needs root for namespaces and BPF"))
 struct DaemonTests {
-    @Test("kill -9: traffic keeps flowing; restarted, the node reclaims its subnet and VTEP MAC and no peer sees a change")
-    func killAndRestart() throws {
-        let lab = try LabFixture()
+    @Test("Three daemons form a full mesh; kill -9: traffic keeps flowing; restarted, the node reclaims its subnet and VTEP MAC and no peer sees a change",
+          arguments: ["embedded", "etcd"])
+    func killAndRestart(store: String) throws {
+        let lab = try LabFixture(store: store)
+        #expect(try lab.weft(["lab", "check"]).succeeded, "full mesh")
         let before = try lab.inNode("n2", ["leases", "--json"]).stdout
         let n1 = try lab.node("n1")
         kill(pid_t(n1["pid"] as? Int ?? 0), SIGKILL)
@@ -21,9 +23,9 @@ struct DaemonTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
-    @Test("A node's lease deleted by hand: its daemon takes it back, and traffic recovers")
-    func leaseDeletedByHand() throws {
-        let lab = try LabFixture(nodes: 2)
+    @Test("A node's lease deleted by hand: its daemon takes it back, and traffic recovers", arguments: ["embedded", "etcd"])
+    func leaseDeletedByHand(store: String) throws {
+        let lab = try LabFixture(nodes: 2, store: store)
         let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
         #expect(try lab.inNode("n2", ["leases", "revoke", subnet]).succeeded)
         let back = try waitUntil(seconds: 10) { try lab.inNode("n2", ["leases"]).stdout.contains(subnet) }
@@ -32,9 +34,9 @@ struct DaemonTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
-    @Test("A peer's lease deleted: every other node removes it from its dataplane")
-    func peerLeaseRemoved() throws {
-        let lab = try LabFixture(dataplane: "mixed")
+    @Test("A peer's lease deleted: every other node removes it from its dataplane", arguments: ["embedded", "etcd"])
+    func peerLeaseRemoved(store: String) throws {
+        let lab = try LabFixture(dataplane: "mixed", store: store)
         let n3 = try lab.node("n3")
         kill(pid_t(n3["pid"] as? Int ?? 0), SIGKILL)
         let subnet = n3["subnet"] as? String ?? "?"
@@ -77,6 +79,17 @@ struct DaemonTests {
         #expect(daemon.terminationStatus == 0, "\(output)")
         #expect(output.contains("the dataplane stays in place"))
         #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking after the daemon stopped")
+    }
+
+    @Test("The store goes away: the daemons retry and log it, and the dataplane stays as it is")
+    func storeUnreachable() throws {
+        let lab = try LabFixture(nodes: 2, store: "etcd")
+        let etcd = try #require(try lab.status()["etcdPID"] as? Int)
+        kill(pid_t(etcd), SIGKILL)
+        #expect(try waitUntil(seconds: 10) { lab.log("n1").contains("lease watch interrupted; resuming") }, "\(lab.log("n1"))")
+        #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking while the store is down")
+        let n1 = try lab.node("n1")
+        #expect(n1["health"] as? String == "ready", "the daemon keeps running: \(n1)")
     }
 
     static func identities(_ json: String) -> Set<String> {

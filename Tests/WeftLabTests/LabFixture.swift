@@ -9,9 +9,9 @@ final class LabFixture {
     let name = "t" + String(UUID().uuidString.prefix(6)).lowercased()
     var directory: String { "/run/weft-\(name)" }
 
-    init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1) throws {
+    init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1, store: String = "embedded") throws {
         let up = try weft(["lab", "up", "--nodes", "\(nodes)", "--backend", backend, "--dataplane", dataplane,
-                           "--pods-per-node", "\(podsPerNode)"])
+                           "--pods-per-node", "\(podsPerNode)", "--store", store])
         guard up.succeeded else { throw Command.Failure(arguments: ["weft lab up"], result: up) }
     }
 
@@ -30,6 +30,10 @@ final class LabFixture {
     func status() throws -> [String: Any] {
         let result = try weft(["lab", "status", "--json"])
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func log(_ node: String) -> String {
+        (try? String(contentsOfFile: "\(directory)/\(node)/daemon.log", encoding: .utf8)) ?? ""
     }
 
     func node(_ name: String) throws -> [String: Any] {

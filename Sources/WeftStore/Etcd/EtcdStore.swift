@@ -70,6 +70,17 @@ public final class EtcdStore: KeyValueStore {
         return EtcdMessages.int64(response["deleted"]) > 0
     }
 
+    /// Drops history before `revision` (etcd's compaction), as an operator or etcd's
+    /// auto-compaction would; watchers behind it must list again.
+    public func compact(revision: Int64) async throws {
+        _ = try await client.call("/v3/kv/compaction", EtcdMessages.body(["revision": .string(String(revision)), "physical": .bool(true)]))
+    }
+
+    /// The store's current revision.
+    public func currentRevision() async throws -> Int64 {
+        EtcdMessages.revision(try await client.call("/v3/kv/range", EtcdMessages.rangeRequest(key: "\u{0}", prefix: false)))
+    }
+
     /// Runs a transaction; the new revision if it succeeded, nil if its comparison failed.
     private func transaction(_ body: Data) async throws -> Int64? {
         let response = try await client.call("/v3/kv/txn", body)
@@ -99,8 +110,13 @@ public final class EtcdStore: KeyValueStore {
                     }
                     // The server ended the stream (a member went away): let the caller resume.
                     continuation.finish(throwing: StoreError.unavailable(location: client.location, reason: "the watch stream ended"))
-                } catch {
+                } catch let error as EtcdRequestError {
                     continuation.finish(throwing: error)
+                } catch let error as StoreError {
+                    continuation.finish(throwing: error)
+                } catch {
+                    // The connection broke: the caller resumes from its last revision, on another member.
+                    continuation.finish(throwing: StoreError.unavailable(location: client.location, reason: "watch: \(error)"))
                 }
             }
             continuation.onTermination = { _ in task.cancel() }

@@ -24,7 +24,7 @@ struct Lab {
 
     // MARK: up
 
-    func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, progress: (String) -> Void) throws -> LabState {
+    func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, store: String, progress: (String) -> Void) throws -> LabState {
         if try LabState.load(directory) != nil || !existingNamespaces().isEmpty {
             throw CommandFailure("a lab named \(name) is already running (\(directory)); use it, or take it down first with `weft lab down\(name == "lab" ? "" : " --name \(name)")`")
         }
@@ -42,7 +42,11 @@ struct Lab {
         try ip(["-n", state.underlayNamespace, "link", "set", "br0", "up"])
         let configFile = "\(directory)/net-conf.json"
         try Self.networkConfig.replacingOccurrences(of: "BACKEND", with: backend).write(toFile: configFile, atomically: true, encoding: .utf8)
-        try SystemCommand.must([weft, "config", "put", configFile, "--store-file", state.storeFile])
+        if store == "etcd" {
+            try startEtcd(&state)
+            progress("etcd: \(state.etcdEndpoint!) in \(state.underlayNamespace), pid \(state.etcdPID!)")
+        }
+        try SystemCommand.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", configFile] + state.storeArguments)
 
         for index in 1...count {
             let mode = dataplane == "mixed" ? (index % 2 == 1 ? "bpf" : "kernel") : dataplane
@@ -58,7 +62,7 @@ struct Lab {
             try ip(["-n", node.namespace, "addr", "add", "\(node.underlayIP)/24", "dev", "eth0"])
             try ip(["-n", node.namespace, "link", "set", "eth0", "up"])
             try SystemCommand.must(["ip", "netns", "exec", node.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            node.daemonPID = try startDaemon(node, storeFile: state.storeFile)
+            node.daemonPID = try startDaemon(node, store: state.storeArguments)
             state.nodes[index - 1] = node
             try state.save()
             progress("node \(node.name): \(node.namespace), underlay \(node.underlayIP), \(mode) dataplane, daemon pid \(node.daemonPID!)")
@@ -89,7 +93,7 @@ struct Lab {
     /// starts it in a process group of its own, so a terminal's signals do not reach it).
     /// `ip netns exec` execs the daemon, so the PID recorded is the daemon's. Its log goes
     /// to the node's directory.
-    func startDaemon(_ node: LabState.Node, storeFile: String) throws -> Int32 {
+    func startDaemon(_ node: LabState.Node, store: [String]) throws -> Int32 {
         if node.dataplane == "bpf" && !BPFFilesystem.isMounted(at: node.pinDirectory) {
             try FileManager.default.createDirectory(atPath: node.pinDirectory, withIntermediateDirectories: true)
             guard mount("bpf", node.pinDirectory, "bpf", 0, nil) == 0 else {
@@ -100,7 +104,7 @@ struct Lab {
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", node.namespace, weft, "daemon", "--store-file", storeFile, "--iface", "eth0",
+        process.arguments = ["netns", "exec", node.namespace, weft, "daemon"] + store + ["--iface", "eth0",
                              "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
                              "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"]
         process.standardOutput = log
@@ -108,6 +112,38 @@ struct Lab {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         return process.processIdentifier
+    }
+
+    /// Starts the lab's etcd in the underlay namespace, on the underlay, where every node
+    /// reaches it: 198.18.0.254:2379.
+    private func startEtcd(_ state: inout LabState) throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
+            throw CommandFailure("--store etcd needs etcd: install etcd-server (scripts/setup does)")
+        }
+        try ip(["-n", state.underlayNamespace, "addr", "add", "198.18.0.254/24", "dev", "br0"])
+        try ip(["-n", state.underlayNamespace, "link", "set", "lo", "up"])
+        let endpoint = "http://198.18.0.254:2379"
+        let log = "\(directory)/etcd.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", state.underlayNamespace, "/usr/bin/etcd", "--name", "weft-\(name)", "--data-dir", "\(directory)/etcd",
+                             "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+                             "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                             "--initial-cluster", "weft-\(name)=http://127.0.0.1:2380"]
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        state.etcdEndpoint = endpoint
+        state.etcdPID = process.processIdentifier
+        try state.save()
+        for _ in 0..<200 {
+            if ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("ready to serve client requests") { return }
+            usleep(100_000)
+        }
+        throw CommandFailure("the lab's etcd did not start within 20 s; see \(log)")
     }
 
     func waitUntilReady(_ node: LabState.Node) throws -> String {
@@ -155,7 +191,7 @@ struct Lab {
             for _ in 0..<50 where Self.isWeftDaemon(pid) { usleep(100_000) }
         }
         try? FileManager.default.removeItem(atPath: state.nodes[index].statusFile)
-        state.nodes[index].daemonPID = try startDaemon(state.nodes[index], storeFile: state.storeFile)
+        state.nodes[index].daemonPID = try startDaemon(state.nodes[index], store: state.storeArguments)
         try state.save()
         return (state.nodes[index].daemonPID!, try waitUntilReady(state.nodes[index]))
     }
@@ -199,6 +235,11 @@ struct Lab {
             if Self.isWeftDaemon(pid) { kill(pid, SIGKILL) }
             progress("stopped the daemon of \(node.name) (pid \(pid))")
         }
+        if let pid = state?.etcdPID, Self.commandLine(pid).contains(where: { $0.hasSuffix("etcd") }),
+           Self.commandLine(pid).contains("\(directory)/etcd") {
+            kill(pid, SIGKILL)
+            progress("stopped the lab's etcd (pid \(pid))")
+        }
         for namespace in try existingNamespaces().sorted(by: >) {
             try SystemCommand.must(["ip", "netns", "del", namespace])
         }
@@ -211,9 +252,13 @@ struct Lab {
         progress("removed the lab \(name): namespaces \(prefix)*, pins and files in \(directory)")
     }
 
+    static func commandLine(_ pid: Int32) -> [String] {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }
+        return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     static func isWeftDaemon(_ pid: Int32) -> Bool {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        let arguments = commandLine(pid)
         return arguments.contains("daemon") && arguments.contains { $0.hasSuffix("weft") }
     }
 }

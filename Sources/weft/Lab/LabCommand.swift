@@ -30,23 +30,21 @@ struct LabCommand: ParsableCommand {
         @Option(help: "How many pods on each node.") var podsPerNode: Int = 1
         @Option(help: "vxlan or host-gw.") var backend: String = "vxlan"
         @Option(help: "bpf, kernel, or mixed (odd nodes BPF, even nodes kernel).") var dataplane: String = "bpf"
-        @Option(help: "The lease store: embedded (a SQLite file shared by the nodes).") var store: String = "embedded"
+        @Option(help: "The lease store: embedded (a SQLite file shared by the nodes) or etcd (a local etcd the lab starts).") var store: String = "embedded"
 
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes \(nodes): must be 1 to 200") }
             guard (0...50).contains(podsPerNode) else { throw ValidationError("--pods-per-node \(podsPerNode): must be 0 to 50") }
             guard ["vxlan", "host-gw"].contains(backend) else { throw ValidationError("--backend \(backend): must be vxlan or host-gw") }
             guard ["bpf", "kernel", "mixed"].contains(dataplane) else { throw ValidationError("--dataplane \(dataplane): must be bpf, kernel or mixed") }
-            guard store == "embedded" else {
-                throw ValidationError("--store \(store): the lab runs on the embedded store; the etcd store is not built yet")
-            }
+            guard ["embedded", "etcd"].contains(store) else { throw ValidationError("--store \(store): must be embedded or etcd") }
         }
 
         func run() throws {
             guard getuid() == 0 else { throw CommandFailure("weft lab needs root: it creates network namespaces and loads BPF programs") }
             let lab = name.lab
             do {
-                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane) { print("==> \($0)") }
+                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store) { print("==> \($0)") }
                 print("lab \(state.name) is up: \(state.nodes.count) nodes, \(state.nodes.flatMap(\.pods).count) pods. "
                     + "Try `weft lab status`, `weft lab check`, `weft lab exec n1 -- weft maps peers`; remove it with `weft lab down`.")
             } catch let error as CommandFailure where !error.message.contains("already running") {
@@ -78,7 +76,10 @@ struct LabCommand: ParsableCommand {
                 ])
             }
             if json {
-                let data = try JSONSerialization.data(withJSONObject: ["name": state.name, "backend": state.backend, "nodes": rows], options: [.sortedKeys])
+                var document: [String: Any] = ["name": state.name, "backend": state.backend, "nodes": rows,
+                                               "store": state.etcdEndpoint.map { "etcd \($0)" } ?? "embedded \(state.storeFile)"]
+                if let pid = state.etcdPID { document["etcdPID"] = Int(pid) }
+                let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
             }
@@ -131,6 +132,7 @@ struct LabCommand: ParsableCommand {
             setenv(NodeEnvironment.pinDirectoryVariable, node.pinDirectory, 1)
             setenv(NodeEnvironment.statusFileVariable, node.statusFile, 1)
             setenv(NodeEnvironment.storeFileVariable, state.storeFile, 1)
+            if let endpoint = state.etcdEndpoint { setenv("FLANNELD_ETCD_ENDPOINTS", endpoint, 1) }
             let argv = ["ip", "netns", "exec", namespace] + arguments
             var cArguments = argv.map { strdup($0) } + [nil]
             execvp("ip", &cArguments)

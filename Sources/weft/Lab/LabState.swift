@@ -28,6 +28,14 @@ struct LabState: Codable {
     var directory: String
     var backend: String
     var storeFile: String
+    /// The lab's own etcd (in the underlay namespace), when it runs on etcd.
+    var etcdEndpoint: String?
+    var etcdPID: Int32?
+
+    /// How a daemon or a `weft leases` in a node reaches the store.
+    var storeArguments: [String] {
+        etcdEndpoint.map { ["--etcd-endpoints", $0] } ?? ["--store-file", storeFile]
+    }
     var underlayNamespace: String
     var nodes: [Node]
 
