@@ -92,6 +92,23 @@ struct DaemonTests {
         #expect(n1["health"] as? String == "ready", "the daemon keeps running: \(n1)")
     }
 
+    @Test("/healthz, /readyz and /metrics answer in the node")
+    func health() throws {
+        let lab = try LabFixture(nodes: 2)
+        func get(_ path: String) throws -> String {
+            try lab.weft(["lab", "exec", "n1", "--", "bash", "-c",
+                          "exec 3<>/dev/tcp/127.0.0.1/9100; printf 'GET \(path) HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"]).stdout
+        }
+        #expect(try get("/healthz").hasPrefix("HTTP/1.1 200 OK"))
+        #expect(try get("/readyz").contains("ready"))
+        let metrics = try get("/metrics")
+        #expect(metrics.contains("weft_ready 1"))
+        #expect(metrics.contains("weft_peers 1"))
+        #expect(metrics.contains(#"weft_dataplane_mode{mode="bpf"} 1"#))
+        #expect(metrics.contains(#"weft_bpf_packets_total{outcome="encapsulated"}"#))
+        #expect(try get("/nope").hasPrefix("HTTP/1.1 404"))
+    }
+
     static func identities(_ json: String) -> Set<String> {
         let leases = (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]) ?? []
         return Set(leases.map { "\($0["subnet"] ?? "") \($0["publicIP"] ?? "") \($0["vtepMAC"] ?? "")" })
@@ -127,6 +144,11 @@ struct DaemonErrorTests {
         #expect(noInterface.status != 0)
         #expect(noInterface.stderr.contains("no interface matches --iface ens9"), "\(noInterface.stderr)")
         #expect(noInterface.stderr.contains("eth0 (198.18.0.1)"), "it lists the interfaces there are")
+        // flanneld's environment variables work the same, and the command line wins over them.
+        let fromEnvironment = try daemon(namespaces, ns, files, [], prefix: ["env", "FLANNELD_IFACE=ens8,ens7"])
+        #expect(fromEnvironment.stderr.contains("no interface matches --iface ens8, ens7"), "\(fromEnvironment.stderr)")
+        let flagWins = try daemon(namespaces, ns, files, ["--iface", "ens6"], prefix: ["env", "FLANNELD_IFACE=ens8"])
+        #expect(flagWins.stderr.contains("no interface matches --iface ens6"), "\(flagWins.stderr)")
 
         // 10.244.0.0/22 in /24s, the first skipped: three subnets, all taken by other nodes.
         for host in 2...4 {

@@ -137,4 +137,22 @@ struct EtcdStoreTests {
         _ = try #require(try await client.createLease(subnet: IPv4Prefix("10.10.9.0/24")!, attributes: vxlan("198.18.0.9"), ttlSeconds: 60))
         #expect(try await client.leases().leases.count == 1)
     }
+
+    @Test("Username and password: refused without them, works with them")
+    func authentication() async throws {
+        let cluster = try EtcdCluster()
+        let admin = try EtcdClient(EtcdConnection(endpoints: cluster.endpoints))
+        _ = try await admin.call("/v3/auth/user/add", EtcdMessages.body(["name": .string("root"), "password": .string("s3cret")]))
+        _ = try await admin.call("/v3/auth/role/add", EtcdMessages.body(["name": .string("root")]))
+        _ = try await admin.call("/v3/auth/user/grant", EtcdMessages.body(["user": .string("root"), "role": .string("root")]))
+        _ = try await admin.call("/v3/auth/enable", EtcdMessages.body([:]))
+        let anonymous = try registry(cluster)
+        await #expect(throws: (any Error).self) { _ = try await anonymous.createLease(subnet: IPv4Prefix("10.10.8.0/24")!, attributes: vxlan("198.18.0.8"), ttlSeconds: 60) }
+        let wrong = SubnetRegistry(store: try EtcdStore(EtcdConnection(endpoints: cluster.endpoints, username: "root", password: "nope")), logger: recorder.logger())
+        let refused = await #expect(throws: (any Error).self) { _ = try await wrong.leases() }
+        #expect("\(refused.map { "\($0)" } ?? "")".contains("check --etcd-username and --etcd-password"))
+        let root = SubnetRegistry(store: try EtcdStore(EtcdConnection(endpoints: cluster.endpoints, username: "root", password: "s3cret")), logger: recorder.logger())
+        _ = try #require(try await root.createLease(subnet: IPv4Prefix("10.10.8.0/24")!, attributes: vxlan("198.18.0.8"), ttlSeconds: 60))
+        #expect(try await root.leases().leases.count == 1)
+    }
 }
