@@ -87,6 +87,7 @@ let package = Package(
                 "WeftBPF",
                 "WeftDataplane",
                 "WeftDaemon",
+                "WeftShell",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -96,8 +97,11 @@ let package = Package(
         .target(name: "WeftCNI", dependencies: ["WeftCore"]),
         .executableTarget(name: "weft-cni", dependencies: ["WeftCNI", "WeftCore", "WeftBPF", "WeftDataplane"]),
 
+        // Running system tools (ip, etcd, iperf3) and collecting their output.
+        .target(name: "WeftShell"),
+
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
-        .target(name: "WeftTestSupport", path: "Tests/WeftTestSupport"),
+        .target(name: "WeftTestSupport", dependencies: ["WeftShell"], path: "Tests/WeftTestSupport"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),

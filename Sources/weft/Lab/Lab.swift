@@ -1,4 +1,5 @@
 import Foundation
+import WeftShell
 import Glibc
 import WeftBPF
 
@@ -18,7 +19,7 @@ struct Lab {
     var plugin: String { URL(fileURLWithPath: weft).deletingLastPathComponent().appendingPathComponent("weft-cni").path }
 
     func existingNamespaces() throws -> [String] {
-        try SystemCommand.must(["ip", "netns", "list"]).split(separator: "\n")
+        try Command.must(["ip", "netns", "list"]).split(separator: "\n")
             .map { String($0.split(separator: " ").first ?? "") }.filter { $0.hasPrefix(prefix) }
     }
 
@@ -46,7 +47,7 @@ struct Lab {
             try startEtcd(&state)
             progress("etcd: \(state.etcdEndpoint!) in \(state.underlayNamespace), pid \(state.etcdPID!)")
         }
-        try SystemCommand.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", configFile] + state.storeArguments)
+        try Command.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", configFile] + state.storeArguments)
 
         for index in 1...count {
             let mode = dataplane == "mixed" ? (index % 2 == 1 ? "bpf" : "kernel") : dataplane
@@ -61,7 +62,7 @@ struct Lab {
             try ip(["-n", state.underlayNamespace, "link", "set", "n\(index)", "master", "br0", "up"])
             try ip(["-n", node.namespace, "addr", "add", "\(node.underlayIP)/24", "dev", "eth0"])
             try ip(["-n", node.namespace, "link", "set", "eth0", "up"])
-            try SystemCommand.must(["ip", "netns", "exec", node.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            try Command.must(["ip", "netns", "exec", node.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
             node.daemonPID = try startDaemon(node, store: state.storeArguments)
             state.nodes[index - 1] = node
             try state.save()
@@ -86,7 +87,7 @@ struct Lab {
     }
 
     private func ip(_ arguments: [String]) throws {
-        try SystemCommand.must(["ip"] + arguments)
+        try Command.must(["ip"] + arguments)
     }
 
     /// Starts `weft daemon` in the node's namespace; it outlives this command (Foundation
@@ -170,7 +171,7 @@ struct Lab {
             + #""delegate":{"hairpinMode":true,"isDefaultGateway":true,"ipMasq":false},"#
             + #""subnetFile":"\#(node.subnetFile)","dataDir":"\#(node.directory)/cni","ipamDataDir":"\#(node.directory)/ipam","#
             + #""pinDir":"\#(node.pinDirectory)"}"#
-        let result = try SystemCommand.run(["ip", "netns", "exec", node.namespace, "env", "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(pod.name)",
+        let result = try Command.run(["ip", "netns", "exec", node.namespace, "env", "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(pod.name)",
                                             "CNI_NETNS=/run/netns/\(pod.namespace)", "CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni:/opt/cni/bin",
                                             plugin], input: config)
         guard result.succeeded, let document = try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
@@ -212,8 +213,8 @@ struct Lab {
                     row += pad("-")
                     continue
                 }
-                let reached = try SystemCommand.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "1", "-W", "2", ip]).succeeded
-                    || SystemCommand.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "2", "-W", "2", ip]).succeeded
+                let reached = try Command.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "1", "-W", "2", ip]).succeeded
+                    || Command.run(["ip", "netns", "exec", source.pod.namespace, "ping", "-c", "2", "-W", "2", ip]).succeeded
                 row += pad(reached ? "ok" : "FAIL")
                 if !reached { failures.append((source.pod.name, target.pod.name)) }
             }
@@ -241,7 +242,7 @@ struct Lab {
             progress("stopped the lab's etcd (pid \(pid))")
         }
         for namespace in try existingNamespaces().sorted(by: >) {
-            try SystemCommand.must(["ip", "netns", "del", namespace])
+            try Command.must(["ip", "netns", "del", namespace])
         }
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
         for line in mounts.split(separator: "\n") {

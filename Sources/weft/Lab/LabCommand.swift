@@ -47,7 +47,9 @@ struct LabCommand: ParsableCommand {
                 let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store) { print("==> \($0)") }
                 print("lab \(state.name) is up: \(state.nodes.count) nodes, \(state.nodes.flatMap(\.pods).count) pods. "
                     + "Try `weft lab status`, `weft lab check`, `weft lab exec n1 -- weft maps peers`; remove it with `weft lab down`.")
-            } catch let error as CommandFailure where !error.message.contains("already running") {
+            } catch let error as CommandFailure where error.message.contains("already running") {
+                throw error
+            } catch {
                 print("==> lab up failed; removing what it made")
                 try? lab.down { print("==> \($0)") }
                 throw error
