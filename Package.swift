@@ -88,6 +88,7 @@ let package = Package(
                 "WeftDataplane",
                 "WeftDaemon",
                 "WeftShell",
+                "WeftBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -96,6 +97,9 @@ let package = Package(
         // The CNI plugin: Flannel's config and delegate rendering (pure), and the executable.
         .target(name: "WeftCNI", dependencies: ["WeftCore"]),
         .executableTarget(name: "weft-cni", dependencies: ["WeftCNI", "WeftCore", "WeftBPF", "WeftDataplane"]),
+
+        // Benchmark arithmetic and reports: tool output parsing, medians, ratios, JSON, SVG.
+        .target(name: "WeftBench"),
 
         // Running system tools (ip, etcd, iperf3) and collecting their output.
         .target(name: "WeftShell"),

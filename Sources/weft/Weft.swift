@@ -6,6 +6,6 @@ struct Weft: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weft",
         abstract: "A Flannel-compatible overlay network with an eBPF dataplane.",
-        subcommands: [DaemonCommand.self, StatusCommand.self, LabCommand.self, ConfigCommand.self, LeasesCommand.self, DataplaneCommand.self, MapsCommand.self]
+        subcommands: [DaemonCommand.self, StatusCommand.self, LabCommand.self, BenchCommand.self, ConfigCommand.self, LeasesCommand.self, DataplaneCommand.self, MapsCommand.self]
     )
 }

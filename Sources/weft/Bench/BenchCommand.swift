@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import WeftBench
+import WeftShell
+
+/// `weft bench`: Weft's dataplanes against Flannel's kernel path and the bare underlay,
+/// measured side by side, round by round, on this machine.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure BPF and kernel dataplanes (VXLAN, host-gw) against the underlay, interleaved round by round.",
+        subcommands: [Dataplanes.self, ControlPlane.self, ApplyPeers.self, FillStore.self],
+        defaultSubcommand: Dataplanes.self)
+
+    struct Dataplanes: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dataplane",
+            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit.")
+        @Option(help: "Rounds; every mode is measured once per round.") var rounds: Int = 3
+        @Option(help: "Seconds per measurement.") var duration: Int = 5
+        @Option(help: "Write every sample here as JSON.") var json: String?
+        @Option(help: "Write a bar chart here as SVG.") var svg: String?
+        @Option(help: "Comma-separated modes. [default: all]") var modes: String = BenchTopology.modes.joined(separator: ",")
+
+        func run() throws {
+            guard getuid() == 0 else { throw CommandFailure("weft bench needs root: it builds network namespaces and loads BPF programs") }
+            let chosen = modes.split(separator: ",").map(String.init)
+            for mode in chosen where !BenchTopology.modes.contains(mode) {
+                throw CommandFailure("--modes: unknown mode \(mode); choose from \(BenchTopology.modes.joined(separator: ", "))")
+            }
+            for tool in ["iperf3", "sockperf"] where (try? Command.run(["which", tool]).succeeded) != true {
+                throw CommandFailure("\(tool) is missing; scripts/setup installs it")
+            }
+            let root = "/run/weft-bench"
+            let weft = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let topologies = chosen.map { BenchTopology(mode: $0, root: root) }
+            for stale in topologies { stale.remove() }
+            defer {
+                for topology in topologies { topology.remove() }
+                try? FileManager.default.removeItem(atPath: root)
+            }
+            for topology in topologies {
+                print("==> building \(topology.mode)")
+                try topology.build(weft: weft)
+                try topology.startServers()
+            }
+            var report = BenchReport(machine: Self.machine(), date: Date().formatted(.iso8601), rounds: rounds,
+                                     durationSeconds: duration, modes: chosen)
+            for round in 1...rounds {
+                for topology in topologies {
+                    print("==> round \(round)/\(rounds): \(topology.mode)")
+                    try measure(topology, round: round, into: &report)
+                }
+            }
+            print("")
+            print(report.table())
+            if let json { try report.json().write(to: URL(fileURLWithPath: json)) }
+            if let svg { try report.svg().write(toFile: svg, atomically: true, encoding: .utf8) }
+        }
+
+        private func measure(_ topology: BenchTopology, round: Int, into report: inout BenchReport) throws {
+            let seconds = "\(duration)"
+            let before = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            let single = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-J"]))
+            let after = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            report.record(round: round, mode: topology.mode, .tcp1, single)
+            let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+            let cpuMilliseconds = Double(after.busy - before.busy) / ticks * 1000
+            if single > 0 { report.record(round: round, mode: topology.mode, .cpuPerGbit, cpuMilliseconds / (single * Double(duration))) }
+            let four = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-P", "4", "-J"]))
+            report.record(round: round, mode: topology.mode, .tcp4, four)
+            let latency = try ToolOutput.sockperfLatency(try topology.run(["sockperf", "ping-pong", "--tcp", "-i", topology.targetIP, "-p", "11111", "-t", seconds]))
+            report.record(round: round, mode: topology.mode, .rrMedian, latency.median)
+            report.record(round: round, mode: topology.mode, .rrP99, latency.p99)
+            let udp = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64", "-b", "0", "-t", seconds, "-J"]))
+            report.record(round: round, mode: topology.mode, .udpPPS, udp)
+        }
+
+        static func machine() -> String {
+            var name = utsname()
+            uname(&name)
+            let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let cpu = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").split(separator: "\n")
+                .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+            return "Linux \(release), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
+        }
+    }
+}
+

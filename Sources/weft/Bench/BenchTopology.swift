@@ -1,0 +1,124 @@
+import Foundation
+import Glibc
+import WeftBPF
+import WeftShell
+
+/// Two nodes and a pod on each, in namespaces of the benchmark's own, programmed for one
+/// mode: the underlay alone, or a Weft dataplane (kernel or BPF, VXLAN or host-gw) set up
+/// with `weft dataplane up`. `remove()` deletes everything it made.
+final class BenchTopology {
+    let mode: String
+    let prefix: String
+    let directory: String
+    private var servers: [Process] = []
+
+    static let modes = ["underlay", "kernel-vxlan", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
+
+    init(mode: String, root: String) {
+        self.mode = mode
+        prefix = "weft-bench-\(mode)-"
+        directory = "\(root)/\(mode)"
+    }
+
+    func node(_ n: Int) -> String { "\(prefix)n\(n)" }
+    func pod(_ n: Int) -> String { "\(prefix)p\(n)" }
+    var usesPods: Bool { mode != "underlay" }
+    /// Where traffic starts and the address it goes to.
+    var source: String { usesPods ? pod(1) : node(1) }
+    var target: String { usesPods ? pod(2) : node(2) }
+    var targetIP: String { usesPods ? "10.244.2.5" : "198.18.0.2" }
+
+    func build(weft: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for n in [1, 2] {
+            try ip(["netns", "add", node(n)])
+            try ip(["-n", node(n), "link", "set", "lo", "up"])
+        }
+        try ip(["link", "add", "u1", "netns", node(1), "type", "veth", "peer", "name", "u2", "netns", node(2)])
+        for n in [1, 2] {
+            try ip(["-n", node(n), "addr", "add", "198.18.0.\(n)/24", "dev", "u\(n)"])
+            try ip(["-n", node(n), "link", "set", "u\(n)", "up"])
+        }
+        guard usesPods else { return }
+        let vxlan = mode.hasSuffix("vxlan")
+        let dataplane = mode.hasPrefix("bpf") ? "bpf" : "kernel"
+        try #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(vxlan ? "vxlan" : "host-gw")"}}"#
+            .write(toFile: "\(directory)/net-conf.json", atomically: true, encoding: .utf8)
+        for n in [1, 2] {
+            try ip(["netns", "add", pod(n)])
+            try ip(["-n", pod(n), "link", "set", "lo", "up"])
+            try ip(["-n", node(n), "link", "add", "cni0", "type", "bridge"])
+            try ip(["-n", node(n), "addr", "add", "10.244.\(n).1/24", "dev", "cni0"])
+            try ip(["-n", node(n), "link", "set", "cni0", "up"])
+            try ip(["-n", node(n), "link", "add", "vp\(n)", "type", "veth", "peer", "name", "eth0", "netns", pod(n)])
+            try ip(["-n", node(n), "link", "set", "vp\(n)", "master", "cni0", "up"])
+            try ip(["-n", pod(n), "addr", "add", "10.244.\(n).5/24", "dev", "eth0"])
+            try ip(["-n", pod(n), "link", "set", "eth0", "mtu", vxlan ? "1450" : "1500", "up"])
+            try ip(["-n", pod(n), "route", "add", "default", "via", "10.244.\(n).1"])
+            try Command.must(["ip", "netns", "exec", node(n), "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        }
+        for n in [1, 2] {
+            let other = 3 - n
+            let pins = "\(directory)/pins-\(n)"
+            try FileManager.default.createDirectory(atPath: pins, withIntermediateDirectories: true)
+            if dataplane == "bpf" && !BPFFilesystem.isMounted(at: pins) {
+                guard mount("bpf", pins, "bpf", 0, nil) == 0 else { throw CommandFailure("cannot mount a bpffs at \(pins)") }
+            }
+            let attributes = vxlan
+                ? #"{"PublicIP":"198.18.0.\#(other)","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:00:00:00:0\#(other)"}}"#
+                : #"{"PublicIP":"198.18.0.\#(other)","PublicIPv6":null,"BackendType":"host-gw"}"#
+            try #"[{"subnet":"10.244.\#(other).0/24","attributes":\#(attributes)}]"#
+                .write(toFile: "\(directory)/peers-\(n).json", atomically: true, encoding: .utf8)
+            try Command.must(["ip", "netns", "exec", node(n), weft, "dataplane", "up", "--net-config-path", "\(directory)/net-conf.json",
+                              "--subnet", "10.244.\(n).0/24", "--iface", "u\(n)", "--vtep-mac", "0a:58:00:00:00:0\(n)",
+                              "--peers", "\(directory)/peers-\(n).json", "--pin-dir", pins, "--dataplane", dataplane,
+                              "--log-level", "warning"])
+            if dataplane == "bpf" {
+                let mac = try Command.must(["ip", "netns", "exec", pod(n), "cat", "/sys/class/net/eth0/address"])
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                try Command.must(["ip", "netns", "exec", node(n), weft, "dataplane", "endpoint", "add", "--ip", "10.244.\(n).5",
+                                  "--iface", "vp\(n)", "--pod-mac", mac, "--pin-dir", pins])
+            }
+        }
+        guard try Command.run(["ip", "netns", "exec", source, "ping", "-c", "1", "-W", "2", targetIP]).succeeded else {
+            throw CommandFailure("\(mode): pod 1 cannot reach pod 2 after setup")
+        }
+    }
+
+    /// Starts the iperf3 and sockperf servers on the target; they run until `remove()`.
+    func startServers() throws {
+        for arguments in [["iperf3", "-s", "-p", "5201"], ["sockperf", "server", "--tcp", "-i", targetIP, "-p", "11111"]] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", target] + arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            servers.append(process)
+        }
+        usleep(500_000)
+    }
+
+    func run(_ arguments: [String]) throws -> String {
+        try Command.must(["ip", "netns", "exec", source] + arguments)
+    }
+
+    func remove() {
+        for server in servers where server.isRunning {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        for namespace in [pod(1), pod(2), node(1), node(2)] {
+            _ = try? Command.run(["ip", "netns", "del", namespace])
+        }
+        for n in [1, 2] where BPFFilesystem.isMounted(at: "\(directory)/pins-\(n)") {
+            umount2("\(directory)/pins-\(n)", Int32(MNT_DETACH))
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func ip(_ arguments: [String]) throws {
+        try Command.must(["ip"] + arguments)
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Logging
+import WeftBPF
+import WeftCore
+import WeftDataplane
+import WeftShell
+import WeftStore
+
+extension BenchCommand {
+    /// `weft bench control-plane`: how long applying N peers takes on each dataplane, and the
+    /// daemon's resident memory holding them.
+    struct ControlPlane: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "control-plane",
+            abstract: "Time to apply 1,000 and 10,000 peers to the BPF maps and to the kernel; the daemon's memory with 10,000 peers.")
+        @Option(help: "Comma-separated peer counts.") var peers: String = "1000,10000"
+
+        func run() throws {
+            guard getuid() == 0 else { throw CommandFailure("weft bench needs root") }
+            let counts = peers.split(separator: ",").compactMap { Int($0) }
+            let weft = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+            let root = "/run/weft-bench-cp"
+            let namespace = "weft-bench-cp"
+            let cleanup = {
+                _ = try? Command.run(["ip", "netns", "del", namespace])
+                if BPFFilesystem.isMounted(at: "\(root)/pins") { umount2("\(root)/pins", Int32(MNT_DETACH)) }
+                try? FileManager.default.removeItem(atPath: root)
+            }
+            cleanup()
+            defer { cleanup() }
+            try FileManager.default.createDirectory(atPath: "\(root)/pins", withIntermediateDirectories: true)
+            try Command.must(["ip", "netns", "add", namespace])
+            try Command.must(["ip", "-n", namespace, "link", "add", "u1", "type", "veth", "peer", "name", "u1peer"])
+            try Command.must(["ip", "-n", namespace, "addr", "add", "198.18.0.1/16", "dev", "u1"])
+            try Command.must(["ip", "-n", namespace, "link", "set", "u1", "up"])
+            try Command.must(["ip", "-n", namespace, "link", "set", "lo", "up"])
+            print("peers   bpf maps (s)   kernel (s)   kernel / bpf")
+            var results: [String: Any] = [:]
+            for count in counts {
+                var seconds: [String: Double] = [:]
+                for dataplane in ["bpf", "kernel"] {
+                    let output = try Command.must(["ip", "netns", "exec", namespace, weft, "bench", "apply-peers", "--count", "\(count)",
+                                                   "--dataplane", dataplane, "--pin-dir", "\(root)/pins"])
+                    seconds[dataplane] = Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
+                    _ = try Command.run(["ip", "netns", "exec", namespace, weft, "dataplane", "down", "--pin-dir", "\(root)/pins",
+                                         "--net-config-path", "\(root)/net-conf.json", "--iface", "u1"])
+                }
+                let ratio = seconds["kernel"]! / seconds["bpf"]!
+                print(String(format: "%-7d %-14.3f %-12.3f %.1fx", count, seconds["bpf"]!, seconds["kernel"]!, ratio))
+                results["\(count)"] = ["bpf_seconds": seconds["bpf"]!, "kernel_seconds": seconds["kernel"]!]
+            }
+            let rss = try daemonMemory(peers: counts.max() ?? 10000, weft: weft, root: root, namespace: namespace)
+            print(String(format: "daemon resident memory with %d peers (BPF dataplane): %.1f MiB", counts.max() ?? 10000, rss))
+        }
+
+        /// Fills an embedded store with `peers` leases, starts a daemon on it in the namespace,
+        /// and reads its VmRSS once it is ready.
+        private func daemonMemory(peers: Int, weft: String, root: String, namespace: String) throws -> Double {
+            let store = "\(root)/leases.db"
+            try Command.must([weft, "bench", "fill-store", "--count", "\(peers)", "--store-file", store])
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, weft, "daemon", "--store-file", store, "--iface", "u1",
+                                 "--subnet-file", "\(root)/subnet.env", "--status-file", "\(root)/status.json",
+                                 "--pin-dir", "\(root)/pins", "--dataplane", "bpf", "--log-level", "warning"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            defer {
+                if process.isRunning { kill(process.processIdentifier, SIGTERM) }
+                process.waitUntilExit()
+            }
+            for _ in 0..<600 {
+                if ((try? String(contentsOfFile: "\(root)/status.json", encoding: .utf8)) ?? "").contains(#""ready":true"#) { break }
+                usleep(100_000)
+            }
+            sleep(1)
+            let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+            let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            return kilobytes / 1024
+        }
+    }
+
+    /// Peer leases for the control-plane benchmark: subnets of 10.0.0.0/8, VXLAN, public
+    /// IPs in 198.18.0.0/15.
+    static func syntheticPeers(_ count: Int) -> [Lease] {
+        (0..<count).map { index in
+            let a = UInt8((index + 256) >> 8 & 0xff), b = UInt8((index + 256) & 0xff)
+            return Lease(subnet: IPv4Prefix(network: IPv4Address(10, a, b, 0), length: 24)!,
+                         attributes: .vxlan(publicIP: IPv4Address(198, 18 + UInt8(index >> 16), a, b), vni: 1,
+                                            vtepMAC: MACAddress(bytes: [0x0a, 0x58, 0, UInt8(index >> 16), a, b])!))
+        }
+    }
+
+    static let syntheticConfig = #"{"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"vxlan"}}"#
+
+    /// Inside a node namespace: set up a dataplane and time one apply of `count` new peers.
+    struct ApplyPeers: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "apply-peers", shouldDisplay: false)
+        @Option var count: Int
+        @Option var dataplane: DataplaneMode
+        @Option var pinDir: String
+
+        func run() throws {
+            let config = try NetworkConfigParser.parse(BenchCommand.syntheticConfig).config
+            try BenchCommand.syntheticConfig.write(toFile: (pinDir as NSString).deletingLastPathComponent + "/net-conf.json", atomically: true, encoding: .utf8)
+            let settings = NodeSettings(network: config.network, subnet: IPv4Prefix("10.0.0.0/24")!, publicIP: IPv4Address("198.18.0.1")!,
+                                        underlayInterface: "u1", backend: config.backend, vtepMAC: MACAddress("0a:58:00:00:00:01")!)
+            var logger = Logger(label: "weft.bench")
+            logger.logLevel = .warning
+            let plane: any Dataplane = dataplane == .bpf
+                ? try BPFDataplane(settings: settings, pinDirectory: pinDir, programs: BPFPrograms.locate(), logger: logger)
+                : try KernelDataplane(settings: settings, logger: logger)
+            try plane.setUp()
+            let peers = BenchCommand.syntheticPeers(count)
+            let start = ContinuousClock.now
+            try plane.apply(peers: peers)
+            let elapsed = ContinuousClock.now - start
+            print(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+    }
+
+    /// Writes the network config and `count` peer leases into an embedded store.
+    struct FillStore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "fill-store", shouldDisplay: false)
+        @Option var count: Int
+        @Option var storeFile: String
+
+        func run() async throws {
+            let registry = SubnetRegistry(store: try EmbeddedStore(path: storeFile))
+            try await registry.setNetworkConfig(BenchCommand.syntheticConfig)
+            for lease in BenchCommand.syntheticPeers(count) {
+                _ = try await registry.createLease(subnet: lease.subnet, attributes: lease.attributes, ttlSeconds: 3600)
+            }
+        }
+    }
+}
+
+extension DataplaneMode: ExpressibleByArgument {}
