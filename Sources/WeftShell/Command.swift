@@ -41,7 +41,7 @@ public enum Command {
         process.standardError = errors
         let stdin = Pipe()
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
+        try withDefaultSignalMask { try process.run() }
         if let input {
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
@@ -68,4 +68,16 @@ public enum Command {
         guard result.succeeded else { throw Failure(arguments: arguments, result: result) }
         return result.stdout
     }
+}
+
+/// Runs `body` with no signal blocked on this thread, so a child spawned in it starts
+/// with none blocked: it inherits the spawning thread's mask, and the runtime's threads
+/// block some (a blocked SIGALRM keeps `sockperf -t` from ever ending).
+public func withDefaultSignalMask<T>(_ body: () throws -> T) rethrows -> T {
+    var empty = sigset_t()
+    var saved = sigset_t()
+    sigemptyset(&empty)
+    pthread_sigmask(SIG_SETMASK, &empty, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    return try body()
 }

@@ -41,7 +41,7 @@ struct BenchCommand: ParsableCommand {
                 try? FileManager.default.removeItem(atPath: root)
             }
             for topology in topologies {
-                print("==> building \(topology.mode)")
+                print("==> building \(topology.mode) (\(Date().formatted(.dateTime.hour().minute().second())))")
                 try topology.build(weft: weft)
                 try topology.startServers()
             }
@@ -70,7 +70,7 @@ struct BenchCommand: ParsableCommand {
             if single > 0 { report.record(round: round, mode: topology.mode, .cpuPerGbit, cpuMilliseconds / (single * Double(duration))) }
             let four = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-P", "4", "-J"]))
             report.record(round: round, mode: topology.mode, .tcp4, four)
-            let latency = try ToolOutput.sockperfLatency(try topology.run(["sockperf", "ping-pong", "--tcp", "-i", topology.targetIP, "-p", "11111", "-t", seconds]))
+            let latency = try ToolOutput.sockperfLatency(try topology.run(["sockperf", "ping-pong", "--tcp", "--mps=max", "-i", topology.targetIP, "-p", "11111", "-t", seconds]))
             report.record(round: round, mode: topology.mode, .rrMedian, latency.median)
             report.record(round: round, mode: topology.mode, .rrP99, latency.p99)
             let udp = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64", "-b", "0", "-t", seconds, "-J"]))

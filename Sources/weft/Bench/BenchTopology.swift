@@ -94,7 +94,7 @@ final class BenchTopology {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             process.standardInput = FileHandle.nullDevice
-            try process.run()
+            try withDefaultSignalMask { try process.run() }
             servers.append(process)
         }
         usleep(500_000)

@@ -67,7 +67,7 @@ extension BenchCommand {
                                  "--pin-dir", "\(root)/pins", "--dataplane", "bpf", "--log-level", "warning"]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
-            try process.run()
+            try withDefaultSignalMask { try process.run() }
             defer {
                 if process.isRunning { kill(process.processIdentifier, SIGTERM) }
                 process.waitUntilExit()

@@ -111,7 +111,7 @@ struct Lab {
         process.standardOutput = log
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try withDefaultSignalMask { try process.run() }
         return process.processIdentifier
     }
 
@@ -136,7 +136,7 @@ struct Lab {
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try withDefaultSignalMask { try process.run() }
         state.etcdEndpoint = endpoint
         state.etcdPID = process.processIdentifier
         try state.save()
