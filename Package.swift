@@ -114,6 +114,7 @@ let package = Package(
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport"]),
+        .testTarget(name: "WeftBenchTests", dependencies: ["WeftBench"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,31 @@
+import Foundation
+import Testing
+import WeftTestSupport
+
+/// `weft bench` end to end, kept short: what it prints and writes, not how fast anything is.
+@Suite("weft bench", .serialized, .enabled(if: isRoot, "needs root for namespaces and BPF"))
+struct BenchCommandTests {
+    @Test("A short run prints the table with ratios and writes every sample as JSON and a chart as SVG")
+    func dataplaneBench() throws {
+        let files = try TemporaryDirectory()
+        let result = try Command.run([WeftProcess.binary, "bench", "--modes", "underlay,kernel-vxlan,bpf-vxlan", "--rounds", "1",
+                                      "--duration", "1", "--json", files.file("bench.json"), "--svg", files.file("bench.svg")])
+        #expect(result.succeeded, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("bpf-vxlan / kernel-vxlan"))
+        #expect(result.stdout.contains("bpf-vxlan / underlay"))
+        let json = try #require(FileManager.default.contents(atPath: files.file("bench.json")))
+        let document = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
+        #expect((document["samples"] as? [Any])?.count == 3 * 6, "one sample per mode and metric")
+        #expect(try String(contentsOfFile: files.file("bench.svg"), encoding: .utf8).hasPrefix("<svg"))
+        let leftovers = try Command.must(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("weft-bench-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    @Test("The control-plane run times both dataplanes and reads the daemon's memory")
+    func controlPlaneBench() throws {
+        let result = try Command.run([WeftProcess.binary, "bench", "control-plane", "--peers", "200"])
+        #expect(result.succeeded, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("200 "))
+        #expect(result.stdout.contains("daemon resident memory with 200 peers"))
+    }
+}
