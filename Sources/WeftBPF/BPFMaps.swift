@@ -3,13 +3,32 @@ import CWeftBPF
 import Foundation
 import WeftCore
 
+/// A map's file descriptor, closed when the last user lets go of it if it was opened
+/// for this process (a pin); one a loaded object lends stays the object's to close.
+public final class MapDescriptor: @unchecked Sendable {
+    public let value: Int32
+    private let owned: Bool
+
+    public init(_ value: Int32, owned: Bool) {
+        self.value = value
+        self.owned = owned
+    }
+
+    deinit {
+        if owned { close(value) }
+    }
+}
+
 /// A map file descriptor with typed, plain-struct keys and values.
 public struct BPFMap<Key, Value> {
-    public let descriptor: Int32
+    private let handle: MapDescriptor
     public let name: String
 
-    public init(descriptor: Int32, name: String) {
-        self.descriptor = descriptor
+    public var descriptor: Int32 { handle.value }
+
+    /// `owned`: close the descriptor when the map is no longer used (one from `bpf_obj_get`).
+    public init(descriptor: Int32, name: String, owned: Bool = false) {
+        handle = MapDescriptor(descriptor, owned: owned)
         self.name = name
     }
 
@@ -69,8 +88,8 @@ public struct PeerMap {
     public static let name = "weft_peers"
     public let map: BPFMap<weft_peer_key, weft_peer>
 
-    public init(descriptor: Int32) {
-        map = BPFMap(descriptor: descriptor, name: Self.name)
+    public init(descriptor: Int32, owned: Bool = false) {
+        map = BPFMap(descriptor: descriptor, name: Self.name, owned: owned)
     }
 
     public func set(_ subnet: IPv4Prefix, _ peer: PeerRoute) throws(BPFError) {
@@ -131,8 +150,8 @@ public struct EndpointMap {
     public static let name = "weft_endpoints"
     public let map: BPFMap<weft_endpoint_key, weft_endpoint>
 
-    public init(descriptor: Int32) {
-        map = BPFMap(descriptor: descriptor, name: Self.name)
+    public init(descriptor: Int32, owned: Bool = false) {
+        map = BPFMap(descriptor: descriptor, name: Self.name, owned: owned)
     }
 
     public func set(_ address: IPv4Address, _ endpoint: LocalEndpoint) throws(BPFError) {
@@ -178,8 +197,8 @@ public struct TunnelMap {
     public static let name = "weft_tunnels"
     public let map: BPFMap<weft_tunnel_key, weft_peer_key>
 
-    public init(descriptor: Int32) {
-        map = BPFMap(descriptor: descriptor, name: Self.name)
+    public init(descriptor: Int32, owned: Bool = false) {
+        map = BPFMap(descriptor: descriptor, name: Self.name, owned: owned)
     }
 
     public func set(_ underlayIP: IPv4Address, subnet: IPv4Prefix) throws(BPFError) {
@@ -204,10 +223,11 @@ public struct TunnelMap {
 /// The per-CPU outcome counters (`weft_counters`), summed over CPUs.
 public struct CounterMap {
     public static let name = "weft_counters"
-    public let descriptor: Int32
+    private let handle: MapDescriptor
+    public var descriptor: Int32 { handle.value }
 
-    public init(descriptor: Int32) {
-        self.descriptor = descriptor
+    public init(descriptor: Int32, owned: Bool = false) {
+        handle = MapDescriptor(descriptor, owned: owned)
     }
 
     public func totals() throws(BPFError) -> [DataplaneCounter: (packets: UInt64, bytes: UInt64)] {

@@ -2,7 +2,8 @@ import CLibBPF
 import Foundation
 
 /// The maps a node's dataplane pinned in its bpffs directory, opened by path: how the
-/// CLI and a restarted daemon reach the same maps the running programs use.
+/// CLI and a restarted daemon reach the same maps the running programs use. Each
+/// descriptor is closed when its map is no longer used.
 public struct PinnedMaps {
     /// Where Weft pins by default: a bpffs of its own, so `ip netns exec` does not hide it.
     public static let defaultDirectory = "/run/weft/bpf"
@@ -15,10 +16,10 @@ public struct PinnedMaps {
 
     public init(directory: String) throws(BPFError) {
         self.directory = directory
-        peers = PeerMap(descriptor: try Self.open(PeerMap.name, in: directory))
-        endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory))
-        tunnels = TunnelMap(descriptor: try Self.open(TunnelMap.name, in: directory))
-        counters = CounterMap(descriptor: try Self.open(CounterMap.name, in: directory))
+        peers = PeerMap(descriptor: try Self.open(PeerMap.name, in: directory), owned: true)
+        endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory), owned: true)
+        tunnels = TunnelMap(descriptor: try Self.open(TunnelMap.name, in: directory), owned: true)
+        counters = CounterMap(descriptor: try Self.open(CounterMap.name, in: directory), owned: true)
     }
 
     static func open(_ name: String, in directory: String) throws(BPFError) -> Int32 {
