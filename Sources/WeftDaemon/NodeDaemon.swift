@@ -24,14 +24,13 @@ public final class NodeDaemon: Sendable {
     }
 
     public func run() async throws {
-        let lacking = EffectiveCapabilities(procStatus: (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? "")
-        if !lacking.has(12) {
+        if !EffectiveCapabilities.current.has(EffectiveCapabilities.netAdmin) {
             throw DaemonError("missing capability CAP_NET_ADMIN: the daemon programs routes, devices and TC filters; run it as root or grant CAP_NET_ADMIN (and CAP_BPF for the BPF dataplane)")
         }
         let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
         let netlink = try NetlinkSocket()
         let selection = try chooseInterface(netlink)
-        guard let underlay = try netlink.link(named: selection.interface) else { throw DaemonError("interface \(selection.interface) vanished") }
+        guard let underlay = try netlink.link(named: selection.interface) else { throw DaemonError("interface \(selection.interface) vanished while the daemon started; check the host network and start it again") }
         let publicIP = settings.publicIP ?? selection.address
         logger.notice("using interface", metadata: ["interface": "\(selection.interface)", "address": "\(selection.address)",
                                                     "public-ip": "\(publicIP)", "rule": "\(selection.rule)"])
@@ -130,10 +129,7 @@ public final class NodeDaemon: Sendable {
     /// so a restart keeps it even before the store is read; the acquirer keeps the lease's.
     private func leaseAttributes(_ backend: Backend, publicIP: IPv4Address, mode: DataplaneMode, _ netlink: NetlinkSocket) -> LeaseAttributes {
         guard case .vxlan(let options) = backend else { return .hostGateway(publicIP: publicIP) }
-        let device = mode == .bpf ? BPFDataplane.vxlanDeviceName(vni: options.vni) : KernelDataplane.vxlanDeviceName(vni: options.vni)
-        var generator = SystemRandomNumberGenerator()
-        let mac = (try? netlink.link(named: device))?.flatMap(\.mac) ?? MACAddress.randomLocal(using: &generator)
-        return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: mac)
+        return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: mode.currentOrNewVTEPMAC(vni: options.vni, netlink))
     }
 
     private func writeSubnetFile(_ node: NodeSettings, underlayMTU: UInt32) throws {

@@ -217,7 +217,7 @@ public final class BPFDataplane: Dataplane {
             try netlink.createVXLAN(name: name, settings: wanted, mtu: mtu, mac: settings.vtepMAC)
             link = try netlink.link(named: name)
         }
-        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up") }
+        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up: something else on this node deletes it; stop that and run again") }
         try netlink.setLink(index: device.index, up: true, arp: false, mtu: mtu, mac: settings.vtepMAC)
         try netlink.addAddress(InterfaceAddress(interfaceIndex: device.index, address: settings.subnet.network, prefixLength: 32))
         try netlink.replaceRoute(Route(destination: settings.network, gateway: nil, interfaceIndex: device.index))

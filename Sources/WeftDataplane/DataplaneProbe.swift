@@ -14,13 +14,13 @@ public struct DataplaneProbe: Sendable, Equatable {
 
     /// Probes for real: the compiled objects, the capabilities, then the kernel's BPF
     /// features (which need the capabilities to be probed at all).
-    public static func run(programs: BPFPrograms, capabilityStatus: String? = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) -> DataplaneProbe {
+    public static func run(programs: BPFPrograms, capabilities: EffectiveCapabilities = .current) -> DataplaneProbe {
         var reasons: [String] = []
         let missing = programs.missing
         if !missing.isEmpty {
             reasons.append("compiled BPF programs missing in \(programs.directory): \(missing.joined(separator: ", ")); run `weft dataplane compile` or scripts/setup")
         }
-        let lacking = EffectiveCapabilities(procStatus: capabilityStatus ?? "").lackingForDataplane
+        let lacking = capabilities.lackingForDataplane
         if !lacking.isEmpty {
             reasons.append("missing capabilities \(lacking.joined(separator: ", ")); run the daemon as root or grant them")
             return DataplaneProbe(reasons: reasons)
@@ -34,9 +34,14 @@ public struct DataplaneProbe: Sendable, Equatable {
 public struct EffectiveCapabilities: Sendable, Equatable {
     public let mask: UInt64
 
-    static let netAdmin = 12
-    static let sysAdmin = 21
-    static let bpf = 39
+    public static let netAdmin = 12
+    public static let sysAdmin = 21
+    public static let bpf = 39
+
+    /// This process's effective capabilities.
+    public static var current: EffectiveCapabilities {
+        EffectiveCapabilities(procStatus: (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? "")
+    }
 
     public init(procStatus: String) {
         let line = procStatus.split(separator: "\n").first { $0.hasPrefix("CapEff:") }

@@ -52,7 +52,7 @@ public final class KernelDataplane: Dataplane {
             link = try netlink.link(named: name)
             changes.append("created \(name)")
         }
-        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up") }
+        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up: something else on this node deletes it; stop that and run again") }
         if device.mtu != mtu || device.mac != settings.vtepMAC || !device.isUp {
             try netlink.setLink(index: device.index, up: true, mtu: mtu, mac: settings.vtepMAC)
             if !changes.contains("created \(name)") { changes.append("reset \(name) to up, MTU \(mtu), MAC \(settings.vtepMAC)") }

@@ -43,46 +43,42 @@ final class EtcdClient: Sendable {
     /// POSTs a gateway call and returns the decoded JSON object. Connection failures move on
     /// to the next endpoint; when every endpoint failed the error says so.
     func call(_ path: String, _ body: Data) async throws -> [String: JSONValue] {
-        var failures: [String] = []
-        let count = connection.endpoints.count
-        let first = preferred.withLock { $0 }
-        for attempt in 0..<count {
-            let index = (first + attempt) % count
-            let endpoint = connection.endpoints[index]
-            do {
-                let response = try await post(endpoint, path, body, authenticate: true)
-                let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
-                if response.status == .unauthorized || (response.status.code >= 400 && String(decoding: data, as: UTF8.self).contains("invalid auth token")) {
-                    token.withLock { $0 = nil }
-                    let retry = try await post(endpoint, path, body, authenticate: true)
-                    return try decode(retry.status.code, Data((try await retry.body.collect(upTo: 64 << 20)).readableBytesView), path)
-                }
-                preferred.withLock { $0 = index }
-                return try decode(response.status.code, data, path)
-            } catch let error as EtcdRequestError {
-                throw error
-            } catch {
-                failures.append("\(endpoint): \(error)")
+        try await withFailover { endpoint in
+            let response = try await post(endpoint, path, body)
+            let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
+            if response.status == .unauthorized || (response.status.code >= 400 && String(decoding: data, as: UTF8.self).contains("invalid auth token")) {
+                token.withLock { $0 = nil }
+                let retry = try await post(endpoint, path, body)
+                return try decode(retry.status.code, Data((try await retry.body.collect(upTo: 64 << 20)).readableBytesView), path)
             }
+            return try decode(response.status.code, data, path)
         }
-        throw StoreError.unavailable(location: location, reason: failures.joined(separator: "; "))
     }
 
     /// Opens a streaming call (watch) on the first endpoint that answers.
     func stream(_ path: String, _ body: Data) async throws -> HTTPClientResponse {
+        try await withFailover { endpoint in
+            let response = try await post(endpoint, path, body, timeout: .hours(24 * 365))
+            guard response.status == .ok else {
+                let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
+                throw EtcdRequestError(path: path, status: Int(response.status.code), message: String(decoding: data, as: UTF8.self))
+            }
+            return response
+        }
+    }
+
+    /// Tries `operation` on each endpoint, starting with the one that answered last. An
+    /// answer that says no (`EtcdRequestError`) ends it; a connection failure moves on.
+    private func withFailover<T>(_ operation: (String) async throws -> T) async throws -> T {
         var failures: [String] = []
         let count = connection.endpoints.count
         let first = preferred.withLock { $0 }
         for attempt in 0..<count {
             let index = (first + attempt) % count
             do {
-                let response = try await post(connection.endpoints[index], path, body, authenticate: true, timeout: .hours(24 * 365))
-                guard response.status == .ok else {
-                    let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
-                    throw EtcdRequestError(path: path, status: Int(response.status.code), message: String(decoding: data, as: UTF8.self))
-                }
+                let result = try await operation(connection.endpoints[index])
                 preferred.withLock { $0 = index }
-                return response
+                return result
             } catch let error as EtcdRequestError {
                 throw error
             } catch {
@@ -94,7 +90,7 @@ final class EtcdClient: Sendable {
 
     var location: String { "etcd " + connection.endpoints.joined(separator: ",") }
 
-    private func post(_ endpoint: String, _ path: String, _ body: Data, authenticate: Bool,
+    private func post(_ endpoint: String, _ path: String, _ body: Data, authenticate: Bool = true,
                       timeout: TimeAmount = .seconds(10)) async throws -> HTTPClientResponse {
         var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + path)
         request.method = .POST

@@ -5,17 +5,7 @@ extension SubnetRegistry {
     /// The network config: from `file` when given, else from `<prefix>/config` in the
     /// store. Errors say where it looked and how to put one there.
     public func networkConfig(file: String?) async throws -> NetworkConfig {
-        if let file {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                let reason = FileManager.default.fileExists(atPath: file) ? "it is not readable" : "no such file"
-                throw NetworkConfigLoadError("cannot read network config \(file): \(reason)")
-            }
-            do {
-                return try NetworkConfigParser.parse(data).config
-            } catch {
-                throw NetworkConfigLoadError(error.problems.map { "\(file): \($0)" }.joined(separator: "\n"))
-            }
-        }
+        if let file { return try NetworkConfigFile.load(file).config }
         guard let text = try await networkConfigText() else {
             throw NetworkConfigLoadError("no network config: looked for \(configKey) in \(store.location); "
                 + "store one with `weft config put net-conf.json`, or pass --net-config-path FILE")
@@ -25,6 +15,23 @@ extension SubnetRegistry {
         } catch {
             throw NetworkConfigLoadError("the network config at \(configKey) in \(store.location) is invalid:\n"
                 + error.problems.map { "  - \($0)" }.joined(separator: "\n"))
+        }
+    }
+}
+
+/// `net-conf.json` on disk.
+public enum NetworkConfigFile {
+    /// Reads and checks the file; a failure names the file, or lists every problem in it,
+    /// each prefixed with the path.
+    public static func load(_ path: String) throws(NetworkConfigLoadError) -> ParsedNetworkConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "it is not readable" : "no such file"
+            throw NetworkConfigLoadError("cannot read network config \(path): \(reason)")
+        }
+        do {
+            return try NetworkConfigParser.parse(data)
+        } catch {
+            throw NetworkConfigLoadError(error.problems.map { "\(path): \($0)" }.joined(separator: "\n"))
         }
     }
 }

@@ -67,7 +67,7 @@ struct DaemonCommand: AsyncParsableCommand {
     /// Flags first, then `FLANNELD_*`, then the defaults.
     func resolvedSettings(environment: [String: String]) throws -> DaemonSettings {
         func env(_ flag: String) -> String? {
-            environment["FLANNELD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")].flatMap { $0.isEmpty ? nil : $0 }
+            NodeEnvironment.flanneld(flag, in: environment)
         }
         func list(_ values: [String], _ flag: String) -> [String] {
             values.isEmpty ? (env(flag)?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []) : values
@@ -80,7 +80,7 @@ struct DaemonCommand: AsyncParsableCommand {
         func integer(_ value: Int?, _ flag: String) throws -> Int? {
             if let value { return value }
             guard let text = env(flag) else { return nil }
-            guard let number = Int(text) else { throw CommandFailure("FLANNELD_\(flag.uppercased().replacingOccurrences(of: "-", with: "_"))=\(text): expected a whole number") }
+            guard let number = Int(text) else { throw CommandFailure("\(NodeEnvironment.flanneldVariable(flag))=\(text): expected a whole number") }
             return number
         }
         var settings = DaemonSettings()

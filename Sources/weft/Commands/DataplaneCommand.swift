@@ -77,7 +77,7 @@ struct DataplaneCommand: ParsableCommand {
         @OptionGroup var programs: Programs
 
         func peerLeases() throws -> [Lease] {
-            try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0), source: $0) } ?? []
+            try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0, what: "peers file"), source: $0) } ?? []
         }
 
         /// Selects the dataplane (logging why once) and builds it.
@@ -109,12 +109,8 @@ struct DataplaneCommand: ParsableCommand {
                 guard let mac = MACAddress(text) else { throw CommandFailure("--vtep-mac \(text): expected a MAC such as 0a:58:0a:f4:01:01") }
                 return mac
             }
-            if case .vxlan(let options) = backend {
-                let device = mode == .bpf ? BPFDataplane.vxlanDeviceName(vni: options.vni) : KernelDataplane.vxlanDeviceName(vni: options.vni)
-                if let mac = try netlink.link(named: device)?.mac { return mac }
-            }
-            var generator = SystemRandomNumberGenerator()
-            return MACAddress.randomLocal(using: &generator)
+            guard case .vxlan(let options) = backend else { return MACAddress(bytes: [2, 0, 0, 0, 0, 0])! }
+            return mode.currentOrNewVTEPMAC(vni: options.vni, netlink)
         }
     }
 

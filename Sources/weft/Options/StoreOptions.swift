@@ -30,7 +30,7 @@ struct StoreOptions: ParsableArguments {
     }
 
     private func env(_ flag: String) -> String? {
-        NodeEnvironment.value("FLANNELD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_"))
+        NodeEnvironment.flanneld(flag)
     }
 
     var connection: EtcdConnection? {

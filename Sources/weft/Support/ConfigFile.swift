@@ -1,22 +1,24 @@
 import Foundation
 import WeftCore
+import WeftStore
 
-/// Reads a `net-conf.json` from disk, with errors that name the file.
+/// Files a command reads, with errors that name the file.
 enum ConfigFile {
-    static func read(_ path: String) throws -> Data {
+    /// The bytes of `path`; `what` names the file in the error ("network config", "peers file").
+    static func read(_ path: String, what: String = "network config") throws -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "it is not readable" : "no such file"
-            throw CommandFailure("cannot read network config \(path): \(reason)")
+            throw CommandFailure("cannot read \(what) \(path): \(reason)")
         }
         return data
     }
 
-    /// Reads and checks a config file; a failure lists every problem, each prefixed with the path.
+    /// Reads and checks a `net-conf.json`; a failure lists every problem, each prefixed with the path.
     static func load(_ path: String) throws -> ParsedNetworkConfig {
         do {
-            return try NetworkConfigParser.parse(try read(path))
-        } catch let error as NetworkConfigError {
-            throw CommandFailure(error.problems.map { "\(path): \($0)" }.joined(separator: "\n"))
+            return try NetworkConfigFile.load(path)
+        } catch {
+            throw CommandFailure(error.description)
         }
     }
 }

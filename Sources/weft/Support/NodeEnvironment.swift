@@ -13,6 +13,16 @@ enum NodeEnvironment {
         ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 }
     }
 
+    /// flanneld's variable for a flag: `--iface-regex` is FLANNELD_IFACE_REGEX.
+    static func flanneldVariable(_ flag: String) -> String {
+        "FLANNELD_" + flag.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// The flag's `FLANNELD_*` value, when set and not empty.
+    static func flanneld(_ flag: String, in environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        environment[flanneldVariable(flag)].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     static var pinDirectory: String { value(pinDirectoryVariable) ?? PinnedMaps.defaultDirectory }
     static var statusFile: String { value(statusFileVariable) ?? DaemonSettings.defaultStatusFile }
     static var storeFile: String { value(storeFileVariable) ?? StoreOptions.defaultStoreFile }
