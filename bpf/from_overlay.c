@@ -55,7 +55,7 @@ int from_overlay(struct __sk_buff *skb)
 		goto pass;
 	endpoint = lookup_endpoint(ip->daddr);
 	if (endpoint)
-		return deliver_local(skb, endpoint, ip->ttl);
+		return deliver_local(skb, eth, ip, endpoint);
 
 pass:
 	count(skb, WEFT_CTR_PASSED_TO_STACK);

@@ -31,9 +31,11 @@ static __always_inline int fits_tunnel(struct __sk_buff *skb, struct iphdr *ip)
 	return bpf_ntohs(ip->tot_len) <= weft_tunnel_mtu;
 }
 
-static __always_inline int encapsulate(struct __sk_buff *skb, struct weft_peer *peer, __u8 ttl)
+static __always_inline int encapsulate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,
+				       const struct weft_peer *peer)
 {
-	if (decrement_ttl(skb, ttl) || set_tunnel(skb, peer)) {
+	decrement_ttl(ip);
+	if (set_tunnel(skb, eth, peer)) {
 		count(skb, WEFT_CTR_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}
@@ -41,17 +43,14 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct weft_peer *
 	return bpf_redirect(weft_vxlan_ifindex, 0);
 }
 
-static __always_inline int route_direct(struct __sk_buff *skb, struct weft_peer *peer, __u8 ttl)
+static __always_inline int route_direct(struct __sk_buff *skb, struct iphdr *ip, const struct weft_peer *peer)
 {
 	struct bpf_redir_neigh nexthop = {
 		.nh_family = AF_INET,
 		.ipv4_nh = peer->underlay_ip,
 	};
 
-	if (decrement_ttl(skb, ttl)) {
-		count(skb, WEFT_CTR_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
+	decrement_ttl(ip);
 	count(skb, WEFT_CTR_ROUTED_DIRECT);
 	return bpf_redirect_neigh(weft_underlay_ifindex, &nexthop, sizeof(nexthop), 0);
 }
@@ -64,8 +63,6 @@ int from_pod(struct __sk_buff *skb)
 	struct weft_endpoint *endpoint;
 	struct weft_peer *peer;
 	struct iphdr *ip;
-	__u32 daddr;
-	__u8 ttl;
 
 	/* ARP, IPv6 and runts: the kernel answers them as it always has. */
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -76,24 +73,22 @@ int from_pod(struct __sk_buff *skb)
 	/* TTL expiring here: let the kernel send ICMP time exceeded. */
 	if (ip->ttl <= 1)
 		goto pass;
-	daddr = ip->daddr;
-	ttl = ip->ttl;
 
-	endpoint = lookup_endpoint(daddr);
+	endpoint = lookup_endpoint(ip->daddr);
 	if (endpoint)
-		return deliver_local(skb, endpoint, ttl);
+		return deliver_local(skb, eth, ip, endpoint);
 
-	peer = lookup_peer(daddr);
+	peer = lookup_peer(ip->daddr);
 	if (!peer)
 		goto pass;
 	if (peer->mode == WEFT_MODE_DIRECT)
-		return route_direct(skb, peer, ttl);
+		return route_direct(skb, ip, peer);
 	if (peer->mode != WEFT_MODE_VXLAN)
 		goto pass;
 	/* Too big for the tunnel: the kernel fragments it or sends "fragmentation needed". */
 	if (!fits_tunnel(skb, ip))
 		goto pass;
-	return encapsulate(skb, peer, ttl);
+	return encapsulate(skb, eth, ip, peer);
 
 pass:
 	count(skb, WEFT_CTR_PASSED_TO_STACK);

@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TC ingress of the underlay interface: host-gw (and DirectRouting) traffic from peers
- * to pods on this node goes straight into the pod. Everything else is the host's. */
+/* TC ingress of the underlay interface: traffic from peers to pods on this node goes
+ * straight into the pod. host-gw (and DirectRouting) packets are routed pod traffic;
+ * single VXLAN packets are decapsulated here, skipping the vxlan device. Everything
+ * else, and anything in doubt, goes to the kernel as before. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/in.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -10,6 +14,64 @@
 #include "lib/parse.h"
 #include "lib/maps.h"
 #include "lib/deliver.h"
+#include "lib/vxlan.h"
+
+#define IP_FRAGMENT_BITS bpf_htons(0x3fff) /* MF and the fragment offset */
+#define IP_ECN_CE 3
+
+/* A VXLAN packet from a known peer to a local pod, decapsulated in place and delivered.
+ * It takes only what the vxlan device and from_overlay would deliver unchanged, and
+ * returns TC_ACT_OK (the kernel path, with its checks and counters) for the rest:
+ * - GSO aggregates: shrinking one leaves its tunnel GSO type behind;
+ * - TCP: its aggregates take the device, so its single segments must too, or a
+ *   small segment overtakes the aggregate queued before it on the device;
+ * - outer options, fragments, a UDP checksum to verify, congestion marks to copy. */
+static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
+					 struct udphdr *udp)
+{
+	struct weft_tunnel_key tunnel = { .underlay_ip = outer->saddr };
+	struct weft_endpoint *endpoint;
+	struct vxlan_header *vxlan;
+	struct weft_peer *sender;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+
+	if (skb->pkt_type != PACKET_HOST || skb->gso_size || udp->check)
+		return TC_ACT_OK;
+	if (outer->ihl != 5 || (outer->frag_off & IP_FRAGMENT_BITS) || (outer->tos & IP_ECN_CE) == IP_ECN_CE)
+		return TC_ACT_OK;
+	vxlan = parse_vxlan(cursor);
+	if (!vxlan || vxlan->flags != VXLAN_FLAG_VNI_VALID || vxlan->vni != bpf_htonl(weft_vni << 8))
+		return TC_ACT_OK;
+	eth = parse_eth(cursor);
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ip = parse_ipv4(cursor);
+	if (!ip || ip->protocol == IPPROTO_TCP || ip->ttl <= 1)
+		return TC_ACT_OK;
+	/* The same checks as from_overlay: a known peer, sending from its own subnet. */
+	if (!bpf_map_lookup_elem(&weft_tunnels, &tunnel))
+		return TC_ACT_OK;
+	sender = lookup_peer(ip->saddr);
+	if (!sender || sender->underlay_ip != outer->saddr)
+		return TC_ACT_OK;
+	endpoint = lookup_endpoint(ip->daddr);
+	if (!endpoint)
+		return TC_ACT_OK;
+
+	/* Removes outer IPv4, UDP, VXLAN and inner Ethernet: the outer Ethernet header,
+	 * already IPv4, now carries the inner packet. */
+	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, 0))
+		return TC_ACT_OK;
+	*cursor = cursor_start(skb);
+	eth = parse_eth(cursor);
+	ip = eth ? parse_ipv4(cursor) : NULL;
+	if (!ip) {
+		count(skb, WEFT_CTR_DROP_MALFORMED);
+		return TC_ACT_SHOT;
+	}
+	return deliver_local(skb, eth, ip, endpoint);
+}
 
 SEC("tc")
 int from_underlay(struct __sk_buff *skb)
@@ -22,13 +84,22 @@ int from_underlay(struct __sk_buff *skb)
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	ip = parse_ipv4(&cursor);
-	if (!ip || ip->ttl <= 1)
+	if (!ip)
+		return TC_ACT_OK;
+	if (weft_vxlan_ifindex && ip->protocol == IPPROTO_UDP) {
+		struct cursor payload = cursor;
+		struct udphdr *udp = parse_udp(&payload);
+
+		if (udp && udp->dest == bpf_htons(weft_vxlan_port))
+			return receive_vxlan(skb, &payload, ip, udp);
+	}
+	if (ip->ttl <= 1)
 		return TC_ACT_OK;
 	endpoint = lookup_endpoint(ip->daddr);
 	/* Only pod-to-pod traffic from a peer subnet; the host's own traffic is not ours. */
 	if (!endpoint || !lookup_peer(ip->saddr))
 		return TC_ACT_OK;
-	return deliver_local(skb, endpoint, ip->ttl);
+	return deliver_local(skb, eth, ip, endpoint);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -34,7 +34,7 @@ int to_overlay(struct __sk_buff *skb)
 	peer = lookup_peer(ip->daddr);
 	if (!peer || peer->mode != WEFT_MODE_VXLAN)
 		goto drop;
-	if (set_tunnel(skb, peer)) {
+	if (set_tunnel(skb, eth, peer)) {
 		count(skb, WEFT_CTR_DROP_MALFORMED);
 		return TC_ACT_SHOT;
 	}

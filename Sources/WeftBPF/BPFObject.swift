@@ -35,6 +35,10 @@ public final class BPFObject {
         try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
     }
 
+    public func setGlobal(_ name: String, _ value: UInt16) throws(BPFError) {
+        try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
+    }
+
     /// Verifies and loads the programs; creates or reuses the pinned maps.
     public func load() throws(BPFError) {
         let result = bpf_object__load(object)

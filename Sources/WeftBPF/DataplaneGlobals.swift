@@ -5,14 +5,18 @@ public struct DataplaneGlobals: Sendable, Equatable {
     public var vni: UInt32
     public var vtepMAC: MACAddress
     public var vxlanInterfaceIndex: UInt32
+    /// The UDP port VXLAN arrives on; from_underlay decapsulates what it can of it.
+    public var vxlanPort: UInt16
     public var underlayInterfaceIndex: UInt32
     /// The largest IPv4 packet sent into the tunnel; larger ones go to the kernel.
     public var tunnelMTU: UInt32
 
-    public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, underlayInterfaceIndex: UInt32, tunnelMTU: UInt32) {
+    public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
+                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
+        self.vxlanPort = vxlanPort
         self.underlayInterfaceIndex = underlayInterfaceIndex
         self.tunnelMTU = tunnelMTU
     }
@@ -21,6 +25,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         try object.setGlobal("weft_vni", vni)
         try object.setGlobal("weft_vtep_mac", bytes: vtepMAC.bytes)
         try object.setGlobal("weft_vxlan_ifindex", vxlanInterfaceIndex)
+        try object.setGlobal("weft_vxlan_port", vxlanPort)
         try object.setGlobal("weft_underlay_ifindex", underlayInterfaceIndex)
         try object.setGlobal("weft_tunnel_mtu", tunnelMTU)
     }

@@ -36,6 +36,7 @@ public final class BPFDataplane: Dataplane {
         }
         let globals = DataplaneGlobals(vni: settings.vxlanOptions?.vni ?? 0, vtepMAC: settings.vtepMAC,
                                        vxlanInterfaceIndex: UInt32(vxlan?.index ?? 0),
+                                       vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
                                        underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU)
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []

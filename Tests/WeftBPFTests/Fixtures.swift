@@ -18,7 +18,8 @@ enum BuiltPrograms {
 /// A program loaded with test globals, and its maps.
 struct LoadedProgram {
     static let ourVTEP = MACAddress("02:00:00:00:00:01")!
-    static let globals = DataplaneGlobals(vni: 1, vtepMAC: ourVTEP, vxlanInterfaceIndex: 1, underlayInterfaceIndex: 1, tunnelMTU: 1450)
+    static let globals = DataplaneGlobals(vni: 1, vtepMAC: ourVTEP, vxlanInterfaceIndex: 1, vxlanPort: 8472,
+                                          underlayInterfaceIndex: 1, tunnelMTU: 1450)
 
     let object: BPFObject
     let name: String
@@ -62,14 +63,27 @@ struct Frame {
     var source = IPv4Address("10.244.1.2")!
     var destination = IPv4Address("10.244.2.3")!
     var ttl: UInt8 = 64
+    /// 17 (UDP) with the header below; any other protocol carries the payload bare.
+    var ipProtocol: UInt8 = 17
+    var destinationPort: UInt16 = 80
+    var udpChecksum: UInt16 = 0
     var payload = [UInt8](repeating: 0x5a, count: 32)
+
+    /// A VXLAN packet between underlay IPs, as a peer's VTEP sends it, carrying `inner`.
+    static func vxlan(_ inner: Frame, from source: IPv4Address, to destination: IPv4Address, vni: UInt32 = 1) -> Frame {
+        let header: [UInt8] = [0x08, 0, 0, 0, UInt8(vni >> 16 & 0xff), UInt8(vni >> 8 & 0xff), UInt8(vni & 0xff), 0]
+        return Frame(destinationMAC: MACAddress(bytes: [0, 0, 0, 0, 0, 0])!, source: source, destination: destination,
+                     destinationPort: 8472, payload: header + inner.bytes)
+    }
 
     var bytes: [UInt8] {
         var frame = destinationMAC.bytes + sourceMAC.bytes + [UInt8(etherType >> 8), UInt8(etherType & 0xff)]
         guard etherType == 0x0800 else { return frame + payload }
-        let udp: [UInt8] = [0x30, 0x39, 0x00, 0x50, UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xff), 0, 0]
+        let udp: [UInt8] = ipProtocol != 17 ? [] : [0x30, 0x39, UInt8(destinationPort >> 8), UInt8(destinationPort & 0xff),
+                                                    UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xff),
+                                                    UInt8(udpChecksum >> 8), UInt8(udpChecksum & 0xff)]
         let totalLength = 20 + udp.count + payload.count
-        var header: [UInt8] = [0x45, 0, UInt8(totalLength >> 8), UInt8(totalLength & 0xff), 0x12, 0x34, 0x40, 0, ttl, 17, 0, 0]
+        var header: [UInt8] = [0x45, 0, UInt8(totalLength >> 8), UInt8(totalLength & 0xff), 0x12, 0x34, 0x40, 0, ttl, ipProtocol, 0, 0]
         header += source.octets + destination.octets
         let checksum = Frame.checksum(header)
         header[10] = UInt8(checksum >> 8)

@@ -26,4 +26,78 @@ struct FromUnderlayTests {
         #expect(try program.run(toTheHost).action == TCAction.ok)
         #expect(try program.packets(.deliveredLocal) == 1)
     }
+
+    /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24.
+    private func vxlanNode() throws -> LoadedProgram {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        let peer = IPv4Address("198.18.0.2")!
+        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: peer, vtepMAC: MACAddress("0a:58:00:00:00:02")!, mode: .vxlan))
+        try program.tunnels.set(peer, subnet: IPv4Prefix("10.244.2.0/24")!)
+        return program
+    }
+
+    private let podMAC = MACAddress("0a:58:0a:f4:01:05")!
+    private let hostMAC = MACAddress("ee:ee:ee:ee:ee:05")!
+    private let peerPod = Frame(destinationMAC: LoadedProgram.ourVTEP, source: IPv4Address("10.244.2.7")!, destination: IPv4Address("10.244.1.5")!)
+
+    private func fromPeer(_ inner: Frame) -> Frame {
+        Frame.vxlan(inner, from: IPv4Address("198.18.0.2")!, to: IPv4Address("198.18.0.1")!)
+    }
+
+    @Test func aVXLANPacketFromAPeerIsDecapsulatedIntoThePod() throws {
+        let program = try vxlanNode()
+        let input = fromPeer(peerPod).bytes
+        let outcome = try program.run(input)
+        #expect(outcome.action == TCAction.redirect)
+        #expect(outcome.packet.count == input.count - 50, "outer IPv4, UDP, VXLAN and inner Ethernet are gone")
+        #expect(outcome.packet.destinationMAC == podMAC)
+        #expect(outcome.packet.sourceMAC == hostMAC)
+        #expect(Array(outcome.packet[26..<34]) == [10, 244, 2, 7, 10, 244, 1, 5], "the inner addresses")
+        #expect(outcome.packet.ttl == 63)
+        #expect(outcome.packet.ipv4ChecksumIsValid)
+        #expect(Array(outcome.packet.suffix(32)) == peerPod.payload)
+        #expect(try program.packets(.deliveredLocal) == 1)
+    }
+
+    @Test(arguments: NotForTheFastPath.allCases)
+    func whatTheFastPathDoesNotTakeGoesToTheVXLANDeviceUnchanged(_ packet: NotForTheFastPath) throws {
+        let program = try vxlanNode()
+        let input = packet.frame(peerPod).bytes
+        let outcome = try program.run(input)
+        #expect(outcome.action == TCAction.ok)
+        #expect(outcome.packet == input)
+        #expect(try program.packets(.deliveredLocal) == 0)
+    }
+}
+
+/// VXLAN packets from_underlay leaves to the vxlan device and from_overlay, each for its reason.
+enum NotForTheFastPath: String, CaseIterable, CustomTestStringConvertible {
+    case tcp = "TCP, whose aggregates take the vxlan device and must stay in order with it"
+    case otherVNI = "a VNI that is not ours"
+    case outerChecksum = "an outer UDP checksum the kernel must verify"
+    case unknownPeer = "an outer source that is no peer"
+    case spoofedSource = "an inner source outside the sender's subnet"
+    case noLocalPod = "an inner destination that is no local pod"
+    case otherHost = "a frame addressed to another host's MAC"
+
+    var testDescription: String { rawValue }
+
+    func frame(_ inner: Frame) -> Frame {
+        var inner = inner
+        var peer = IPv4Address("198.18.0.2")!
+        var vni: UInt32 = 1
+        switch self {
+        case .tcp: inner.ipProtocol = 6
+        case .otherVNI: vni = 2
+        case .unknownPeer: peer = IPv4Address("198.18.0.9")!
+        case .spoofedSource: inner.source = IPv4Address("10.244.3.7")!
+        case .noLocalPod: inner.destination = IPv4Address("10.244.1.99")!
+        case .outerChecksum, .otherHost: break
+        }
+        var outer = Frame.vxlan(inner, from: peer, to: IPv4Address("198.18.0.1")!, vni: vni)
+        if self == .outerChecksum { outer.udpChecksum = 0x1234 }
+        if self == .otherHost { outer.destinationMAC = MACAddress("02:00:00:00:00:77")! }
+        return outer
+    }
 }

@@ -23,6 +23,22 @@ struct BPFEndToEndTests {
         }
     }
 
+    @Test("VXLAN: single packets are decapsulated on the underlay, past the vxlan device; TCP keeps the device")
+    func singlePacketsSkipTheVXLANDevice() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        try lab.startBPF(2)
+        func receivedByDevice() throws -> Int {
+            Int(try lab.namespaces.must(lab.node(2), ["cat", "/sys/class/net/weft.1/statistics/rx_packets"])
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        let before = try receivedByDevice()
+        #expect(try lab.ping(from: 1, to: 2, count: 10))
+        #expect(try receivedByDevice() == before, "the echo requests reached pod 2 without passing weft.1")
+        try expectTransfer(lab, from: 1, to: 2)
+        #expect(try receivedByDevice() > before + 100, "TCP segments and aggregates take weft.1")
+    }
+
     @Test("host-gw: ping and TCP both ways, routed and delivered by the programs")
     func hostGatewayBothWays() throws {
         let lab = try TwoNodes(backend: .hostGateway)

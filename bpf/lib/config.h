@@ -11,6 +11,8 @@ const volatile __u32 weft_vni = 1;
 const volatile __u8 weft_vtep_mac[6] = {};
 /* The collect_md vxlan device. */
 const volatile __u32 weft_vxlan_ifindex = 0;
+/* The UDP port VXLAN arrives on (Flannel's 8472 unless Backend.Port says otherwise). */
+const volatile __u16 weft_vxlan_port = 8472;
 /* The underlay interface, for direct routes. */
 const volatile __u32 weft_underlay_ifindex = 0;
 /* The largest IPv4 packet the tunnel carries unfragmented (underlay MTU - 50). */

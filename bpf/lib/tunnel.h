@@ -10,28 +10,23 @@
 #include "config.h"
 #include "eth.h"
 
-/* Points the packet at the peer's VTEP: outer destination its underlay IP, our VNI;
+/* Points the frame at the peer's VTEP: outer destination its underlay IP, our VNI;
  * inner destination its VTEP MAC (a kernel VTEP drops anything else), inner source ours. */
-static __always_inline int set_tunnel(struct __sk_buff *skb, const struct weft_peer *peer)
+static __always_inline int set_tunnel(struct __sk_buff *skb, struct ethhdr *eth, const struct weft_peer *peer)
 {
 	struct bpf_tunnel_key key = {
 		.remote_ipv4 = bpf_ntohl(peer->underlay_ip),
 		.tunnel_id = weft_vni,
 		.tunnel_ttl = 64,
 	};
-	__u8 peer_mac[ETH_ALEN];
 	__u8 our_mac[ETH_ALEN];
-	int err;
 
-	__builtin_memcpy(peer_mac, peer->vtep_mac, ETH_ALEN);
 	/* Read the global through volatile, byte by byte: a memcpy that casts volatile away
 	 * lets the compiler fold in the zero initialiser instead of the loader's value. */
 	for (int i = 0; i < ETH_ALEN; i++)
 		our_mac[i] = weft_vtep_mac[i];
-	err = bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
-	if (err)
-		return err;
-	return rewrite_macs(skb, peer_mac, our_mac);
+	rewrite_macs(eth, peer->vtep_mac, our_mac);
+	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
 }
 
 #endif
