@@ -25,7 +25,8 @@
  * - GSO aggregates: shrinking one leaves its tunnel GSO type behind;
  * - TCP: its aggregates take the device, so its single segments must too, or a
  *   small segment overtakes the aggregate queued before it on the device;
- * - outer options, fragments, a UDP checksum to verify, congestion marks to copy. */
+ * - outer options, fragments, a bad or padded outer header, a UDP checksum to verify,
+ *   congestion marks to copy. */
 static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
 					 struct udphdr *udp)
 {
@@ -39,6 +40,10 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	if (skb->pkt_type != PACKET_HOST || skb->gso_size || udp->check)
 		return TC_ACT_OK;
 	if (outer->ihl != 5 || (outer->frag_off & IP_FRAGMENT_BITS) || (outer->tos & IP_ECN_CE) == IP_ECN_CE)
+		return TC_ACT_OK;
+	/* What ip_rcv would check of the outer header: its checksum, and a length that
+	 * neither truncates nor pads the frame. */
+	if (!ipv4_checksum_valid(outer) || bpf_ntohs(outer->tot_len) != skb->len - ETH_HLEN)
 		return TC_ACT_OK;
 	vxlan = parse_vxlan(cursor);
 	if (!vxlan || vxlan->flags != VXLAN_FLAG_VNI_VALID || vxlan->vni != bpf_htonl(weft_vni << 8))

@@ -63,7 +63,7 @@ struct FromUnderlayTests {
     @Test(arguments: NotForTheFastPath.allCases)
     func whatTheFastPathDoesNotTakeGoesToTheVXLANDeviceUnchanged(_ packet: NotForTheFastPath) throws {
         let program = try vxlanNode()
-        let input = packet.frame(peerPod).bytes
+        let input = packet.bytes(peerPod)
         let outcome = try program.run(input)
         #expect(outcome.action == TCAction.ok)
         #expect(outcome.packet == input)
@@ -76,6 +76,8 @@ enum NotForTheFastPath: String, CaseIterable, CustomTestStringConvertible {
     case tcp = "TCP, whose aggregates take the vxlan device and must stay in order with it"
     case otherVNI = "a VNI that is not ours"
     case outerChecksum = "an outer UDP checksum the kernel must verify"
+    case badOuterHeader = "an outer IPv4 header whose checksum is wrong"
+    case paddedFrame = "a frame longer than its outer IPv4 packet"
     case unknownPeer = "an outer source that is no peer"
     case spoofedSource = "an inner source outside the sender's subnet"
     case noLocalPod = "an inner destination that is no local pod"
@@ -93,11 +95,19 @@ enum NotForTheFastPath: String, CaseIterable, CustomTestStringConvertible {
         case .unknownPeer: peer = IPv4Address("198.18.0.9")!
         case .spoofedSource: inner.source = IPv4Address("10.244.3.7")!
         case .noLocalPod: inner.destination = IPv4Address("10.244.1.99")!
-        case .outerChecksum, .otherHost: break
+        case .outerChecksum, .badOuterHeader, .paddedFrame, .otherHost: break
         }
         var outer = Frame.vxlan(inner, from: peer, to: IPv4Address("198.18.0.1")!, vni: vni)
         if self == .outerChecksum { outer.udpChecksum = 0x1234 }
         if self == .otherHost { outer.destinationMAC = MACAddress("02:00:00:00:00:77")! }
         return outer
+    }
+
+    /// The frame on the wire: the outer packet, damaged where the case says.
+    func bytes(_ inner: Frame) -> [UInt8] {
+        var bytes = frame(inner).bytes
+        if self == .badOuterHeader { bytes[14 + 10] ^= 0xff }
+        if self == .paddedFrame { bytes += [0, 0, 0, 0] }
+        return bytes
     }
 }

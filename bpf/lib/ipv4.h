@@ -15,4 +15,17 @@ static __always_inline void decrement_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
+/* True when a 20-byte header (no options) sums to all ones, as ip_rcv requires. */
+static __always_inline int ipv4_checksum_valid(const struct iphdr *ip)
+{
+	const __u16 *word = (const __u16 *)ip;
+	__u32 sum = 0;
+
+	for (int i = 0; i < (int)(sizeof(*ip) / sizeof(__u16)); i++)
+		sum += word[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
+
 #endif
