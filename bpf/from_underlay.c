@@ -65,9 +65,11 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 		return TC_ACT_OK;
 
 	/* Removes outer IPv4, UDP, VXLAN and inner Ethernet: the outer Ethernet header,
-	 * already IPv4, now carries the inner packet. */
-	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, 0))
+	 * already IPv4, now carries the inner packet. A checksum the NIC verified loses one
+	 * level with the outer UDP header, as the kernel's UDP receive takes it. */
+	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_NO_CSUM_RESET))
 		return TC_ACT_OK;
+	bpf_csum_level(skb, BPF_CSUM_LEVEL_DEC);
 	*cursor = cursor_start(skb);
 	eth = parse_eth(cursor);
 	ip = eth ? parse_ipv4(cursor) : NULL;
