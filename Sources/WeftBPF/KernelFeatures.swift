@@ -33,6 +33,8 @@ public enum KernelFeatures {
             ("bpf_redirect_peer", BPF_FUNC_redirect_peer, "5.10"),
             ("bpf_skb_change_type", BPF_FUNC_skb_change_type, "4.8"),
             ("bpf_check_mtu", BPF_FUNC_check_mtu, "5.12"),
+            ("bpf_skb_adjust_room", BPF_FUNC_skb_adjust_room, "5.2"),
+            ("bpf_csum_level", BPF_FUNC_csum_level, "5.7"),
         ]
         for (name, helper, since) in helpers {
             check("helper \(name)", since, libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, helper, nil))
