@@ -17,12 +17,10 @@ int from_overlay(struct __sk_buff *skb)
 {
 	struct cursor cursor = cursor_start(skb);
 	struct bpf_tunnel_key key = {};
-	struct weft_tunnel_key tunnel = {};
-	struct weft_peer_key *subnet;
 	struct weft_endpoint *endpoint;
-	struct weft_peer *sender;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	__u32 outer_source;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0))
 		goto pass;
@@ -30,9 +28,8 @@ int from_overlay(struct __sk_buff *skb)
 		count(skb, WEFT_CTR_DROP_BAD_VNI);
 		return TC_ACT_SHOT;
 	}
-	tunnel.underlay_ip = bpf_htonl(key.remote_ipv4);
-	subnet = bpf_map_lookup_elem(&weft_tunnels, &tunnel);
-	if (!subnet) {
+	outer_source = bpf_htonl(key.remote_ipv4);
+	if (!lookup_tunnel(outer_source)) {
 		count(skb, WEFT_CTR_DROP_UNKNOWN_PEER);
 		return TC_ACT_SHOT;
 	}
@@ -46,8 +43,7 @@ int from_overlay(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	/* The inner source must belong to the subnet of the peer that sent it. */
-	sender = lookup_peer(ip->saddr);
-	if (!sender || sender->underlay_ip != tunnel.underlay_ip) {
+	if (!peer_owns_source(outer_source, ip->saddr)) {
 		count(skb, WEFT_CTR_DROP_SPOOFED_SOURCE);
 		return TC_ACT_SHOT;
 	}

@@ -30,10 +30,8 @@
 static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
 					 struct udphdr *udp)
 {
-	struct weft_tunnel_key tunnel = { .underlay_ip = outer->saddr };
 	struct weft_endpoint *endpoint;
 	struct vxlan_header *vxlan;
-	struct weft_peer *sender;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 
@@ -55,10 +53,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	if (!ip || ip->protocol == IPPROTO_TCP || ip->ttl <= 1)
 		return TC_ACT_OK;
 	/* The same checks as from_overlay: a known peer, sending from its own subnet. */
-	if (!bpf_map_lookup_elem(&weft_tunnels, &tunnel))
-		return TC_ACT_OK;
-	sender = lookup_peer(ip->saddr);
-	if (!sender || sender->underlay_ip != outer->saddr)
+	if (!lookup_tunnel(outer->saddr) || !peer_owns_source(outer->saddr, ip->saddr))
 		return TC_ACT_OK;
 	endpoint = lookup_endpoint(ip->daddr);
 	if (!endpoint)

@@ -31,11 +31,8 @@ public final class BPFObject {
         guard result == 0 else { throw BPFError("set global \(name) in", path, errno: result) }
     }
 
-    public func setGlobal(_ name: String, _ value: UInt32) throws(BPFError) {
-        try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
-    }
-
-    public func setGlobal(_ name: String, _ value: UInt16) throws(BPFError) {
+    /// Sets an integer global; its width must match the C declaration's.
+    public func setGlobal<Value: FixedWidthInteger>(_ name: String, _ value: Value) throws(BPFError) {
         try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
     }
 

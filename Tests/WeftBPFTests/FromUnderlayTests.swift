@@ -85,7 +85,7 @@ enum NotForTheFastPath: String, CaseIterable, CustomTestStringConvertible {
 
     var testDescription: String { rawValue }
 
-    func frame(_ inner: Frame) -> Frame {
+    private func frame(_ inner: Frame) -> Frame {
         var inner = inner
         var peer = IPv4Address("198.18.0.2")!
         var vni: UInt32 = 1

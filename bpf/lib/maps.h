@@ -58,6 +58,22 @@ static __always_inline struct weft_peer *lookup_peer(__u32 addr)
 	return bpf_map_lookup_elem(&weft_peers, &key);
 }
 
+/* The subnet of the VXLAN peer at this underlay IP, or NULL if it is no peer of ours. */
+static __always_inline struct weft_peer_key *lookup_tunnel(__u32 underlay_ip)
+{
+	struct weft_tunnel_key key = { .underlay_ip = underlay_ip };
+
+	return bpf_map_lookup_elem(&weft_tunnels, &key);
+}
+
+/* True when an inner source lies in the subnet of the peer at this underlay IP. */
+static __always_inline int peer_owns_source(__u32 underlay_ip, __u32 source)
+{
+	struct weft_peer *sender = lookup_peer(source);
+
+	return sender && sender->underlay_ip == underlay_ip;
+}
+
 static __always_inline struct weft_endpoint *lookup_endpoint(__u32 addr)
 {
 	struct weft_endpoint_key key = { .addr = addr };

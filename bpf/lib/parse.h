@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 
 struct cursor {
@@ -45,6 +46,17 @@ static __always_inline struct iphdr *parse_ipv4(struct cursor *cursor)
 		return NULL;
 	cursor->pos += ip->ihl * 4;
 	return ip;
+}
+
+/* The UDP header, or NULL if truncated. */
+static __always_inline struct udphdr *parse_udp(struct cursor *cursor)
+{
+	struct udphdr *udp = cursor->pos;
+
+	if ((void *)(udp + 1) > cursor->end)
+		return NULL;
+	cursor->pos = udp + 1;
+	return udp;
 }
 
 #endif

@@ -18,16 +18,6 @@ struct vxlan_header {
 /* What decapsulation removes after the outer Ethernet header. */
 #define VXLAN_OVERHEAD (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlan_header) + ETH_HLEN)
 
-static __always_inline struct udphdr *parse_udp(struct cursor *cursor)
-{
-	struct udphdr *udp = cursor->pos;
-
-	if ((void *)(udp + 1) > cursor->end)
-		return NULL;
-	cursor->pos = udp + 1;
-	return udp;
-}
-
 static __always_inline struct vxlan_header *parse_vxlan(struct cursor *cursor)
 {
 	struct vxlan_header *vxlan = cursor->pos;
