@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "WeftDataplane",
             dependencies: [
-                "WeftCore", "WeftBPF", "WeftNetlink",
+                "WeftCore", "WeftBPF", "WeftNetlink", "WeftShell",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -96,13 +96,15 @@ let package = Package(
 
         // The CNI plugin: Flannel's config and delegate rendering (pure), and the executable.
         .target(name: "WeftCNI", dependencies: ["WeftCore"]),
-        .executableTarget(name: "weft-cni", dependencies: ["WeftCNI", "WeftCore", "WeftBPF", "WeftDataplane"]),
+        .executableTarget(name: "weft-cni", dependencies: ["WeftCNI", "WeftCore", "WeftBPF", "WeftDataplane", "WeftShell"]),
 
         // Benchmark arithmetic and reports: tool output parsing, medians, ratios, JSON, SVG.
-        .target(name: "WeftBench"),
+        .target(name: "WeftBench", dependencies: ["WeftCore"]),
 
-        // Running system tools (ip, etcd, iperf3) and collecting their output.
-        .target(name: "WeftShell"),
+        // Starting other programs (ip, etcd, iperf3, CNI delegates, clang) and collecting their output;
+        // its C part holds the two GNU calls Swift's Glibc module leaves out.
+        .target(name: "CWeftShell"),
+        .target(name: "WeftShell", dependencies: ["CWeftShell"]),
 
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
         .target(name: "WeftTestSupport", dependencies: ["WeftShell"], path: "Tests/WeftTestSupport"),
@@ -115,6 +117,7 @@ let package = Package(
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport"]),
         .testTarget(name: "WeftBenchTests", dependencies: ["WeftBench"]),
+        .testTarget(name: "WeftShellTests", dependencies: ["WeftShell"]),
     ],
     swiftLanguageModes: [.v6]
 )

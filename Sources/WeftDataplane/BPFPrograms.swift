@@ -1,4 +1,5 @@
 import Foundation
+import WeftShell
 
 /// The compiled TC programs: one object file per attach point, found in a directory
 /// and, when they are missing or older than their sources, compiled with clang.
@@ -78,23 +79,18 @@ public struct BPFCompiler: Sendable {
         uname(&machine)
         let architecture = withUnsafeBytes(of: &machine.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         for name in BPFPrograms.names {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: clang.hasPrefix("/") ? clang : "/usr/bin/env")
-            let arguments = ["-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
+            let arguments = [clang, "-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
                              "-I\(sourceDirectory)/include", "-I\(sourceDirectory)",
                              "-idirafter", "/usr/include/\(architecture)-linux-gnu",
                              "-c", "\(sourceDirectory)/\(name).c", "-o", output.objectPath(name)]
-            process.arguments = clang.hasPrefix("/") ? arguments : [clang] + arguments
-            let errors = Pipe()
-            process.standardError = errors
+            let result: Command.Result
             do {
-                try process.run()
+                result = try Command.run(arguments)
             } catch {
-                throw DataplaneError("cannot run \(clang) to compile the BPF programs: \(error). Install clang or set CLANG")
+                throw DataplaneError("\(error) (compiling the BPF programs): install clang or set CLANG")
             }
-            let diagnostics = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            guard process.terminationStatus == 0 else {
+            guard result.succeeded else {
+                let diagnostics = result.stderr + result.stdout
                 throw DataplaneError("compiling \(sourceDirectory)/\(name).c failed:\n\(diagnostics)")
             }
         }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// Runs system tools (ip, tc, ping, iperf3, etcd): for the lab and the benchmark, which build
 /// namespaces the way an operator would, and for the tests' fixtures.
@@ -30,35 +30,18 @@ public enum Command {
         }
     }
 
-    /// Runs `arguments` (found on PATH), feeding `input` to its standard input.
-    public static func run(_ arguments: [String], input: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        let stdin = Pipe()
-        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try withDefaultSignalMask { try process.run() }
-        if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try? stdin.fileHandleForWriting.close()
-        }
-        // Read both pipes at once so neither fills up and blocks the child.
-        nonisolated(unsafe) var errorData = Data()
-        let done = DispatchSemaphore(value: 0)
-        let reader = Thread {
-            errorData = errors.fileHandleForReading.readDataToEndOfFile()
-            done.signal()
-        }
-        reader.start()
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        done.wait()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-                      stderr: String(decoding: errorData, as: UTF8.self))
+    /// Runs `arguments` (a path, or a name found on PATH), feeding `input` to its standard
+    /// input, and collects what it prints.
+    /// - Parameters:
+    ///   - environment: the child's whole environment; nil passes ours on.
+    ///   - error: `.pipe` collects standard error into the result; `.inherit` passes it through.
+    public static func run(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil,
+                           error: ChildProcess.Output = .pipe) throws -> Result {
+        let child = try ChildProcess(arguments, environment: environment, input: input == nil ? .null : .pipe,
+                                     output: .pipe, error: error)
+        let (termination, output, errors) = child.collect(input: input.map { Array($0.utf8) })
+        return Result(status: termination.status, stdout: String(decoding: output, as: UTF8.self),
+                      stderr: String(decoding: errors, as: UTF8.self))
     }
 
     /// Runs and requires success; returns standard output.
@@ -68,16 +51,4 @@ public enum Command {
         guard result.succeeded else { throw Failure(arguments: arguments, result: result) }
         return result.stdout
     }
-}
-
-/// Runs `body` with no signal blocked on this thread, so a child spawned in it starts
-/// with none blocked: it inherits the spawning thread's mask, and the runtime's threads
-/// block some (a blocked SIGALRM keeps `sockperf -t` from ever ending).
-public func withDefaultSignalMask<T>(_ body: () throws -> T) rethrows -> T {
-    var empty = sigset_t()
-    var saved = sigset_t()
-    sigemptyset(&empty)
-    pthread_sigmask(SIG_SETMASK, &empty, &saved)
-    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
-    return try body()
 }

@@ -4,6 +4,7 @@ import WeftBPF
 import WeftCNI
 import WeftCore
 import WeftDataplane
+import WeftShell
 
 /// `weft-cni`: Flannel's CNI plugin, plus the BPF dataplane's side. ADD reads subnet.env,
 /// renders the bridge/host-local delegate config as Flannel does, runs the delegate, keeps
@@ -146,26 +147,18 @@ struct Invocation {
             throw CNIError(CNIError.invalidConfig, "delegate plugin \(type) not found in CNI_PATH",
                            details: "searched \(searchPath.isEmpty ? "nothing (CNI_PATH is empty)" : searchPath); install it (Debian: containernetworking-plugins)")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
         var childEnvironment = environment
         childEnvironment["CNI_COMMAND"] = command
-        process.environment = childEnvironment
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
+        let result: Command.Result
         do {
-            try process.run()
+            // The delegate's standard error is the runtime's to log, as with Flannel's plugin.
+            result = try Command.run([binary], input: JSONValue.object(delegate).serialized(), environment: childEnvironment,
+                                     error: .inherit)
         } catch {
             throw CNIError(CNIError.ioFailure, "cannot run delegate plugin \(binary)", details: "\(error)")
         }
-        stdin.fileHandleForWriting.write(Data(JSONValue.object(delegate).serialized().utf8))
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let output = Data(result.stdout.utf8)
+        guard result.succeeded else {
             var message = String(decoding: output, as: UTF8.self)
             if case .object(let error)? = try? JSONValue.parse(output), case .string(let text)? = error["msg"] {
                 message = text

@@ -137,4 +137,26 @@ struct CNIPluginTests {
             #expect("\(error["msg"] ?? "") \(error["details"] ?? "")".contains(text), "\(name): \(result.stdout)")
         }
     }
+
+    @Test("The delegate starts with no signal blocked, and its failure and status come back")
+    func delegateStartsClean() throws {
+        let node = try CNINode()
+        let pod = try node.namespaces.add("pod")
+        let plugins = try TemporaryDirectory()
+        // A stand-in `bridge` that records its signal state, then fails as a CNI plugin does.
+        let bridge = try plugins.write("bridge", """
+            #!/bin/sh
+            grep -E '^Sig(Blk|Ign)' /proc/self/status > \(plugins.file("signals"))
+            echo '{"cniVersion":"1.0.0","code":7,"msg":"stand-in bridge refuses"}'
+            exit 7
+            """)
+        chmod(bridge, 0o755)
+        let add = try node.cni("ADD", pod: pod, cniPath: plugins.path)
+        #expect(!add.succeeded)
+        let error = try node.json(add.stdout)
+        #expect(error["code"] as? Int == 100, "weft-cni's code for a failed delegate: \(add.stdout)")
+        #expect("\(error["msg"] ?? "") \(error["details"] ?? "")".contains("stand-in bridge refuses"), "\(add.stdout)")
+        let signals = try String(contentsOfFile: plugins.file("signals"), encoding: .utf8)
+        #expect(signals.contains("SigBlk:\t0000000000000000"), "\(signals)")
+    }
 }

@@ -35,4 +35,21 @@ struct DataplaneCommandTests {
         let second = try WeftProcess.run(["dataplane", "compile", "--output", output.path])
         #expect(second.stdout.contains("up to date"))
     }
+
+    @Test("The compiler starts with no signal blocked, and its diagnostics come back")
+    func compilerStartsClean() throws {
+        let output = try TemporaryDirectory()
+        let tools = try TemporaryDirectory()
+        let clang = try tools.write("clang", """
+            #!/bin/sh
+            grep SigBlk /proc/self/status > \(tools.file("signals"))
+            echo "stand-in clang: error" >&2
+            exit 1
+            """)
+        chmod(clang, 0o755)
+        let result = try Command.run(["env", "CLANG=\(clang)", WeftProcess.binary, "dataplane", "compile", "--force", "--output", output.path])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("stand-in clang: error"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: tools.file("signals"), encoding: .utf8) == "SigBlk:\t0000000000000000\n")
+    }
 }

@@ -109,15 +109,16 @@ struct BPFEndToEndTests {
         let lab = try TwoNodes(backend: .vxlan)
         try lab.startBPF(1)
         try lab.startBPF(2)
-        let flood = try lab.namespaces.start(lab.pod(1), ["ping", "-q", "-c", "4000", "-i", "0.001", "-W", "2", lab.podIP(2)])
+        let flood = try lab.namespaces.start(lab.pod(1), ["ping", "-q", "-c", "4000", "-i", "0.001", "-W", "2", lab.podIP(2)],
+                                           output: .pipe)
         usleep(300_000)
         for _ in 0..<3 {
             try lab.startBPF(1)
             try lab.startBPF(2)
         }
-        flood.waitUntilExit()
-        let output = String(decoding: (flood.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(flood.terminationStatus == 0, "\(output)")
+        let (termination, bytes, _) = flood.collect()
+        let output = String(decoding: bytes, as: UTF8.self)
+        #expect(termination == .exited(0), "\(output)")
         #expect(output.contains("4000 packets transmitted, 4000 received"), "\(output)")
     }
 

@@ -142,7 +142,7 @@ struct SelfHealingTests {
 }
 
 /// Node 1 under `weft dataplane run`, node 2 set up once; pod 1 reaches pod 2.
-func supervisedPair(dataplane: String) throws -> (TwoNodes, Process) {
+func supervisedPair(dataplane: String) throws -> (TwoNodes, ChildProcess) {
     let lab = try TwoNodes(backend: .vxlan)
     let daemon = try lab.runDataplane(1, dataplane: dataplane)
     if dataplane == "bpf" { try lab.startBPF(2) } else { try lab.startKernel(2) }

@@ -87,7 +87,7 @@ final class TwoNodes {
     }
 
     /// Starts `weft dataplane run` on node `n`: set up, then repair until the test ends.
-    func runDataplane(_ n: Int, dataplane: String) throws -> Process {
+    func runDataplane(_ n: Int, dataplane: String) throws -> ChildProcess {
         let process = try namespaces.start(node(n), [WeftProcess.binary, "dataplane", "run", "--interval", "1"] + nodeArguments(n, dataplane: dataplane))
         // Ready once the node holds its peer: a route in the kernel, an entry in the BPF map.
         let peer = "10.244.\(3 - n).0/24"
@@ -157,7 +157,7 @@ final class TwoNodes {
     func tcpTransfer(from: Int, to: Int, megabytes: Int = 20) throws -> Int {
         let port = "\(5201 + from)"
         let server = try namespaces.start(pod(to), ["iperf3", "-s", "-1", "-p", port])
-        defer { if server.isRunning { kill(server.processIdentifier, SIGKILL) } }
+        defer { server.kill() }
         for _ in 0..<50 {
             let client = try namespaces.exec(pod(from), ["iperf3", "-c", podIP(to), "-p", port, "-n", "\(megabytes)M", "-J"])
             if client.succeeded,

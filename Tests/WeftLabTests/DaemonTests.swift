@@ -56,27 +56,23 @@ struct DaemonTests {
         #expect(try waitUntil(seconds: 5) { kill(pid_t(n1["pid"] as? Int ?? 0), 0) != 0 })
         let namespace = n1["namespace"] as? String ?? "?"
         let directory = "\(lab.directory)/n1"
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        daemon.arguments = ["netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(lab.directory)/leases.db",
-                            "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env", "--pin-dir", "\(directory)/bpf",
-                            "--status-file", "\(directory)/status.json", "--dataplane", "bpf"]
-        let log = Pipe()
-        daemon.standardError = log
-        daemon.standardOutput = log
-        try daemon.run()
-        defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
+        let log = "\(directory)/sigterm-daemon.log"
+        let daemon = try ChildProcess(["ip", "netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(lab.directory)/leases.db",
+                                       "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env", "--pin-dir", "\(directory)/bpf",
+                                       "--status-file", "\(directory)/status.json", "--dataplane", "bpf"],
+                                      output: .file(log), error: .file(log))
+        defer { daemon.kill() }
         let ready = try waitUntil(seconds: 10) {
-            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.processIdentifier),"ready":true"#) == true
+            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.pid),"ready":true"#) == true
         }
         #expect(ready)
         let flood = try Command.run(["ip", "netns", "exec", "weft-\(lab.name)-n2-p1", "ping", "-c", "1", "-W", "2",
                                      (lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"])
         #expect(flood.succeeded)
-        kill(daemon.processIdentifier, SIGTERM)
-        daemon.waitUntilExit()
-        let output = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(daemon.terminationStatus == 0, "\(output)")
+        daemon.signal(SIGTERM)
+        let termination = daemon.wait()
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(termination == .exited(0), "\(output)")
         #expect(output.contains("the dataplane stays in place"))
         #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking after the daemon stopped")
     }

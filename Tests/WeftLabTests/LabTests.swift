@@ -59,4 +59,28 @@ struct LabTests {
         let unknown = try lab.weft(["lab", "exec", "n9", "--", "true"])
         #expect(unknown.stderr.contains("no node or pod n9"), "\(unknown.stderr)")
     }
+
+    @Test("lab exec: the command starts with no signal blocked, ends on SIGTERM and on its own alarms, and its status comes back")
+    func execSignalsAndStatus() throws {
+        let lab = try LabFixture(nodes: 1)
+        let status = try lab.weft(["lab", "exec", "n1-p1", "--", "grep", "SigBlk", "/proc/self/status"])
+        #expect(status.stdout == "SigBlk:\t0000000000000000\n", "\(status.stdout)\(status.stderr)")
+        #expect(try lab.weft(["lab", "exec", "n1", "--", "sh", "-c", "exit 7"]).status == 7)
+
+        let start = ContinuousClock.now
+        let timed = try lab.weft(["lab", "exec", "n1-p1", "--", "timeout", "1", "sleep", "5"])
+        #expect(timed.status == 124)
+        #expect(ContinuousClock.now - start < .seconds(4))
+
+        let sleeper = try ChildProcess([WeftProcess.binary, "lab", "exec", "--name", lab.name, "n1", "--", "sleep", "30"])
+        defer { sleeper.kill() }
+        // The exec chain keeps the PID: once it is sleep, SIGTERM goes straight to it.
+        #expect(try waitUntil(seconds: 5) {
+            (try? String(contentsOfFile: "/proc/\(sleeper.pid)/comm", encoding: .utf8)) == "sleep\n"
+        })
+        let signalled = ContinuousClock.now
+        sleeper.signal(SIGTERM)
+        #expect(sleeper.wait() == .signalled(SIGTERM))
+        #expect(ContinuousClock.now - signalled < .seconds(1))
+    }
 }

@@ -6,7 +6,7 @@ import Foundation
 public final class Namespaces {
     public let tag: String
     private var names: [String] = []
-    private var processes: [Process] = []
+    private var processes: [ChildProcess] = []
 
     public init() {
         tag = "wt" + String(UUID().uuidString.prefix(6)).lowercased()
@@ -23,14 +23,9 @@ public final class Namespaces {
     }
 
     /// Starts a long-running command in a namespace; it is ended, by its PID, at teardown.
-    public func start(_ namespace: String, _ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", namespace] + arguments
-        process.standardOutput = Pipe()
-        process.standardError = Pipe()
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+    /// Its output goes nowhere unless `output` is `.pipe` (then read it with `collect()`).
+    public func start(_ namespace: String, _ arguments: [String], output: ChildProcess.Output = .null) throws -> ChildProcess {
+        let process = try ChildProcess(["ip", "netns", "exec", namespace] + arguments, output: output, error: output)
         processes.append(process)
         return process
     }
@@ -45,10 +40,7 @@ public final class Namespaces {
     }
 
     deinit {
-        for process in processes where process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        for process in processes { process.kill() }
         for name in names.reversed() {
             _ = try? Command.run(["ip", "netns", "del", name])
         }

@@ -16,7 +16,7 @@ public final class EtcdCluster {
     public let directory: TemporaryDirectory
     public let tls: TLSFiles?
     public private(set) var endpoints: [String] = []
-    private var processes: [Process] = []
+    private var processes: [ChildProcess] = []
 
     public init(members: Int = 1, tls useTLS: Bool = false) throws {
         directory = try TemporaryDirectory()
@@ -37,15 +37,8 @@ public final class EtcdCluster {
                 arguments += ["--cert-file", tls.serverCertificate, "--key-file", tls.serverKey, "--client-cert-auth",
                               "--trusted-ca-file", tls.ca]
             }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/etcd")
-            process.arguments = arguments
-            FileManager.default.createFile(atPath: directory.file("\(name).log"), contents: nil)
-            let log = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("\(name).log")))
-            process.standardOutput = log
-            process.standardError = log
-            try process.run()
-            processes.append(process)
+            let log = directory.file("\(name).log")
+            processes.append(try ChildProcess(["/usr/bin/etcd"] + arguments, output: .file(log), error: .file(log)))
             endpoints.append(client)
         }
         for name in names {
@@ -61,18 +54,11 @@ public final class EtcdCluster {
 
     /// Kills one member at once, as a crash would.
     public func kill(member index: Int) {
-        let process = processes[index]
-        if process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        processes[index].kill()
     }
 
     deinit {
-        for process in processes where process.isRunning {
-            Glibc.kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        for process in processes { process.kill() }
     }
 
     /// A port the kernel says is free on loopback right now.

@@ -1,4 +1,5 @@
 import Foundation
+import WeftShell
 
 /// Runs the `weft` executable that `swift build` put beside the test bundle.
 public struct WeftProcess {
@@ -22,33 +23,23 @@ public struct WeftProcess {
 
     /// A started process; `finish()` waits for it and collects its output.
     public final class Running {
-        let process = Process()
-        private let stdoutPipe = Pipe()
-        private let stderrPipe = Pipe()
-        private var stdoutData = Data()
+        let child: ChildProcess
 
         public init(_ arguments: [String]) throws {
-            process.executableURL = URL(fileURLWithPath: WeftProcess.binary)
-            process.arguments = arguments
-            process.standardOutput = stdoutPipe
-            process.standardError = stderrPipe
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
+            child = try ChildProcess([WeftProcess.binary] + arguments, output: .pipe, error: .pipe)
         }
 
-        public var pid: Int32 { process.processIdentifier }
+        public var pid: Int32 { child.pid }
 
         public func finish() -> Result {
-            let output = stdoutPipe.fileHandleForReading.readDataToEndOfFile()
-            let errors = stderrPipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return Result(status: process.terminationStatus, stdout: String(decoding: output, as: UTF8.self),
+            let (termination, output, errors) = child.collect()
+            return Result(status: termination.status, stdout: String(decoding: output, as: UTF8.self),
                           stderr: String(decoding: errors, as: UTF8.self))
         }
 
         /// Stops the process if it is still running (only this one, by its PID).
         public func stop() {
-            if process.isRunning { process.terminate() }
+            child.signal(SIGTERM)
         }
     }
 

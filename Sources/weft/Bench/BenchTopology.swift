@@ -10,7 +10,7 @@ final class BenchTopology {
     let mode: String
     let prefix: String
     let directory: String
-    private var servers: [Process] = []
+    private var servers: [ChildProcess] = []
 
     static let modes = ["underlay", "kernel-vxlan", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
 
@@ -88,14 +88,7 @@ final class BenchTopology {
     /// Starts the iperf3 and sockperf servers on the target; they run until `remove()`.
     func startServers() throws {
         for arguments in [["iperf3", "-s", "-p", "5201"], ["sockperf", "server", "--tcp", "-i", targetIP, "-p", "11111"]] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", target] + arguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            process.standardInput = FileHandle.nullDevice
-            try withDefaultSignalMask { try process.run() }
-            servers.append(process)
+            servers.append(try ChildProcess(["ip", "netns", "exec", target] + arguments, output: .null, error: .null))
         }
         usleep(500_000)
     }
@@ -105,10 +98,7 @@ final class BenchTopology {
     }
 
     func remove() {
-        for server in servers where server.isRunning {
-            kill(server.processIdentifier, SIGKILL)
-            server.waitUntilExit()
-        }
+        for server in servers { server.kill() }
         for namespace in [pod(1), pod(2), node(1), node(2)] {
             _ = try? Command.run(["ip", "netns", "del", namespace])
         }

@@ -60,24 +60,20 @@ extension BenchCommand {
         private func daemonMemory(peers: Int, weft: String, root: String, namespace: String) throws -> Double {
             let store = "\(root)/leases.db"
             try Command.must([weft, "bench", "fill-store", "--count", "\(peers)", "--store-file", store])
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace, weft, "daemon", "--store-file", store, "--iface", "u1",
-                                 "--subnet-file", "\(root)/subnet.env", "--status-file", "\(root)/status.json",
-                                 "--pin-dir", "\(root)/pins", "--dataplane", "bpf", "--log-level", "warning"]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try withDefaultSignalMask { try process.run() }
+            let daemon = try ChildProcess(["ip", "netns", "exec", namespace, weft, "daemon", "--store-file", store, "--iface", "u1",
+                                           "--subnet-file", "\(root)/subnet.env", "--status-file", "\(root)/status.json",
+                                           "--pin-dir", "\(root)/pins", "--dataplane", "bpf", "--log-level", "warning"],
+                                          output: .null, error: .null)
             defer {
-                if process.isRunning { kill(process.processIdentifier, SIGTERM) }
-                process.waitUntilExit()
+                daemon.signal(SIGTERM)
+                daemon.wait()
             }
             for _ in 0..<600 {
                 if ((try? String(contentsOfFile: "\(root)/status.json", encoding: .utf8)) ?? "").contains(#""ready":true"#) { break }
                 usleep(100_000)
             }
             sleep(1)
-            let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+            let status = try String(contentsOfFile: "/proc/\(daemon.pid)/status", encoding: .utf8)
             let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
             let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
             return kilobytes / 1024

@@ -101,18 +101,12 @@ struct Lab {
                 throw CommandFailure("cannot mount a bpffs at \(node.pinDirectory): \(String(cString: strerror(errno)))")
             }
         }
-        FileManager.default.createFile(atPath: node.logFile, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: node.logFile))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", node.namespace, weft, "daemon"] + store + ["--iface", "eth0",
-                             "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
-                             "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"]
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try withDefaultSignalMask { try process.run() }
-        return process.processIdentifier
+        _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
+        let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + store + ["--iface", "eth0",
+                                       "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
+                                       "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"],
+                                      output: .file(node.logFile), error: .file(node.logFile))
+        return daemon.pid
     }
 
     /// Starts the lab's etcd in the underlay namespace, on the underlay, where every node
@@ -125,20 +119,14 @@ struct Lab {
         try ip(["-n", state.underlayNamespace, "link", "set", "lo", "up"])
         let endpoint = "http://198.18.0.254:2379"
         let log = "\(directory)/etcd.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", state.underlayNamespace, "/usr/bin/etcd", "--name", "weft-\(name)", "--data-dir", "\(directory)/etcd",
-                             "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
-                             "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-                             "--initial-cluster", "weft-\(name)=http://127.0.0.1:2380"]
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try withDefaultSignalMask { try process.run() }
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let etcd = try ChildProcess(["ip", "netns", "exec", state.underlayNamespace, "/usr/bin/etcd", "--name", "weft-\(name)",
+                                     "--data-dir", "\(directory)/etcd", "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+                                     "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                                     "--initial-cluster", "weft-\(name)=http://127.0.0.1:2380"],
+                                    output: .file(log), error: .file(log))
         state.etcdEndpoint = endpoint
-        state.etcdPID = process.processIdentifier
+        state.etcdPID = etcd.pid
         try state.save()
         for _ in 0..<200 {
             if ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("ready to serve client requests") { return }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import WeftShell
 
 /// `weft lab`: a real Weft cluster on this machine, for trying it and for testing it.
 struct LabCommand: ParsableCommand {
@@ -131,14 +132,14 @@ struct LabCommand: ParsableCommand {
             guard !arguments.isEmpty else { throw CommandFailure("give a command after --, e.g. weft lab exec \(target) -- ip route") }
             if arguments[0] == "weft" { arguments[0] = name.lab.weft }
             let node = state.nodes.first { target == $0.name || target.hasPrefix($0.name + "-") }!
-            setenv(NodeEnvironment.pinDirectoryVariable, node.pinDirectory, 1)
-            setenv(NodeEnvironment.statusFileVariable, node.statusFile, 1)
-            setenv(NodeEnvironment.storeFileVariable, state.storeFile, 1)
-            if let endpoint = state.etcdEndpoint { setenv("FLANNELD_ETCD_ENDPOINTS", endpoint, 1) }
-            let argv = ["ip", "netns", "exec", namespace] + arguments
-            var cArguments = argv.map { strdup($0) } + [nil]
-            execvp("ip", &cArguments)
-            throw CommandFailure("cannot run ip netns exec: \(String(cString: strerror(errno)))")
+            var environment = ProcessInfo.processInfo.environment
+            environment[NodeEnvironment.pinDirectoryVariable] = node.pinDirectory
+            environment[NodeEnvironment.statusFileVariable] = node.statusFile
+            environment[NodeEnvironment.storeFileVariable] = state.storeFile
+            if let endpoint = state.etcdEndpoint { environment["FLANNELD_ETCD_ENDPOINTS"] = endpoint }
+            // This process becomes the command (`ip netns exec` execs too), so its exit status
+            // and the signals sent to this PID are the command's own.
+            try ChildProcess.exec(["ip", "netns", "exec", namespace] + arguments, environment: environment)
         }
     }
 
