@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -126,6 +127,57 @@ int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 
 	if (!err)
 		*program_id = opts.prog_id;
 	return err;
+}
+
+int weft_pin_program_maps(__u32 program_id, const char *pin_root)
+{
+	__u32 map_ids[64];
+	struct bpf_prog_info info;
+	__u32 length = sizeof(info);
+	int program = bpf_prog_get_fd_by_id(program_id);
+	int pinned = 0;
+
+	if (program < 0)
+		return -errno;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = sizeof(map_ids) / sizeof(map_ids[0]);
+	info.map_ids = (__u64)(unsigned long)map_ids;
+	if (bpf_obj_get_info_by_fd(program, &info, &length)) {
+		int err = -errno;
+		close(program);
+		return err;
+	}
+	close(program);
+	if (info.nr_map_ids > sizeof(map_ids) / sizeof(map_ids[0]))
+		info.nr_map_ids = sizeof(map_ids) / sizeof(map_ids[0]);
+	for (__u32 i = 0; i < info.nr_map_ids; i++) {
+		struct bpf_map_info map_info;
+		__u32 map_length = sizeof(map_info);
+		char path[4096];
+		int map = bpf_map_get_fd_by_id(map_ids[i]);
+
+		if (map < 0)
+			return -errno;
+		memset(&map_info, 0, sizeof(map_info));
+		if (bpf_obj_get_info_by_fd(map, &map_info, &map_length)) {
+			int err = -errno;
+			close(map);
+			return err;
+		}
+		if (strncmp(map_info.name, "weft_", 5) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", pin_root, map_info.name);
+			if (access(path, F_OK) != 0) {
+				if (bpf_obj_pin(map, path)) {
+					int err = -errno;
+					close(map);
+					return err;
+				}
+				pinned++;
+			}
+		}
+		close(map);
+	}
+	return pinned;
 }
 
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval)

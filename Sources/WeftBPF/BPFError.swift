@@ -17,7 +17,8 @@ public struct BPFError: Error, Sendable, Equatable, CustomStringConvertible {
         var text = "\(operation) \(object): \(String(cString: strerror(errno)))"
         switch errno {
         case EPERM, EACCES: text += ": run as root or with CAP_BPF and CAP_NET_ADMIN"
-        case ENOENT where operation.hasPrefix("open"): text += ": build the programs with `make -C bpf` (scripts/setup does)"
+        case ENOENT where operation == "open BPF object": text += ": build the programs with `weft dataplane compile` (scripts/setup does)"
+        case ENOENT where operation.hasPrefix("open pinned"): text += ": the pins are gone (deleted, or the bpffs unmounted); a running daemon puts them back, or run `weft dataplane up`"
         case ENODEV: text += ": no such interface"
         default: break
         }

@@ -1,4 +1,5 @@
 import CLibBPF
+import CWeftBPF
 import Foundation
 
 /// The maps a node's dataplane pinned in its bpffs directory, opened by path: how the
@@ -20,6 +21,15 @@ public struct PinnedMaps {
         endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory), owned: true)
         tunnels = TunnelMap(descriptor: try Self.open(TunnelMap.name, in: directory), owned: true)
         counters = CounterMap(descriptor: try Self.open(CounterMap.name, in: directory), owned: true)
+    }
+
+    /// Pins again, in `directory`, the maps the running program `programID` uses, where
+    /// their pins are gone: the programs keep their maps alive, so the peers and pods they
+    /// hold survive a deleted pin directory. Returns how many maps it pinned.
+    public static func restore(fromProgram programID: UInt32, into directory: String) throws(BPFError) -> Int {
+        let result = weft_pin_program_maps(programID, directory)
+        guard result >= 0 else { throw BPFError("pin again the maps of program", "\(programID) in \(directory)", errno: result) }
+        return Int(result)
     }
 
     static func open(_ name: String, in directory: String) throws(BPFError) -> Int32 {

@@ -23,6 +23,12 @@ public struct DaemonSettings: Sendable {
     public var statusFile = DaemonSettings.defaultStatusFile
     /// Seconds between the dataplane's full checks.
     public var repairInterval: Duration = .seconds(2)
+    /// How often the daemon reads its own lease back and the store's revision.
+    public var leaseCheckInterval: Duration = .seconds(5)
+
+    /// The lock that keeps a second daemon off this node: beside the pins, since the pins,
+    /// the filters and the routes are what two daemons would fight over.
+    public var lockFile: String { pinDirectory + ".lock" }
 
     public static let defaultStatusFile = "/run/weft/status.json"
 

@@ -1,10 +1,12 @@
 import Foundation
+import ServiceLifecycle
 import Synchronization
 import WeftCore
 import WeftDataplane
 
 /// What the daemon knows about itself, shared by its services: the lease, the dataplane
-/// and its health. Every change is written to the status file `weft status` reads.
+/// and its health. Changes reach the status file `weft status` reads once they settle
+/// (`StatusWriter`), so a burst of lease events costs one write, not one each.
 public final class DaemonState: Sendable {
     public struct Snapshot: Sendable {
         public var pid = getpid()
@@ -20,20 +22,38 @@ public final class DaemonState: Sendable {
         public var modeReason: String?
         public var pinDirectory: String?
         public var peers: [Lease] = []
-        public var ignoredPeers: [PeerPlan.Ignored] = []
+        /// Leases the planner would not program, with the reason.
+        public var rejectedLeases: [RejectedLease] = []
         public var subnetFileWritten = false
         public var dataplaneProgrammed = false
         public var leaseEvents = 0
         public var applies = 0
         public var applySeconds = 0.0
         public var repairs = 0
-        public var lastError: String?
+        /// Times our own lease was found changed or missing and written back.
+        public var leaseDefended = 0
+        /// Times the store went back in time and was listed again.
+        public var storeResyncs = 0
+        /// Why the store cannot be used right now; nil when the last operation worked.
+        public var storeProblem: String?
+        /// Why the dataplane is not as planned right now; nil when the last pass worked.
+        public var dataplaneProblem: String?
 
-        public var ready: Bool { subnetFileWritten && dataplaneProgrammed }
+        public var ready: Bool { notReadyReason == nil }
+
+        /// What `/readyz` and `weft status` say while the node is not ready.
+        public var notReadyReason: String? {
+            if !subnetFileWritten { return "subnet.env is not written yet" }
+            if !dataplaneProgrammed { return "the dataplane is not programmed yet" }
+            if let dataplaneProblem { return "the dataplane needs repair: \(dataplaneProblem)" }
+            if let storeProblem { return "the lease store cannot be used: \(storeProblem)" }
+            return nil
+        }
     }
 
     private let snapshot = Mutex(Snapshot())
-    private let statusFile: String
+    let statusFile: String
+    private let changes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
     public init(statusFile: String) {
         self.statusFile = statusFile
@@ -42,11 +62,52 @@ public final class DaemonState: Sendable {
     public var current: Snapshot { snapshot.withLock { $0 } }
 
     public func update(_ change: (inout Snapshot) -> Void) {
-        let copy = snapshot.withLock { state -> Snapshot in
-            change(&state)
-            return state
+        snapshot.withLock { change(&$0) }
+        changes.continuation.yield()
+    }
+
+    /// Writes the status file now.
+    public func writeStatus() {
+        try? StatusFile.write(current, to: statusFile)
+    }
+
+    /// Writes the status file after each change, once `quiet` has passed without another,
+    /// until the task is cancelled; then once more.
+    func writeStatusWhenSettled(quiet: Duration) async {
+        for await _ in changes.stream {
+            if (try? await Task.sleep(for: quiet)) == nil { break }
+            writeStatus()
         }
-        try? StatusFile.write(copy, to: statusFile)
+        writeStatus()
+    }
+}
+
+extension DaemonState.Snapshot {
+    /// Takes in what the supervisor did.
+    mutating func record(_ observation: DataplaneSupervisor.Observation) {
+        switch observation {
+        case .applied(_, let plan, let leases, let seconds):
+            peers = leases.filter { plan.paths[$0.subnet] != nil }
+            rejectedLeases = plan.rejected
+            applies += 1
+            applySeconds += seconds
+            dataplaneProblem = nil
+        case .repaired(let count):
+            repairs += count
+        case .failed(let problem):
+            dataplaneProblem = problem
+        }
+    }
+}
+
+/// Writes the status file once changes settle, for the daemon's life.
+struct StatusWriter: Service {
+    let state: DaemonState
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await state.writeStatusWhenSettled(quiet: .milliseconds(100))
+        }
     }
 }
 
@@ -60,8 +121,8 @@ public enum StatusFile {
 
     public static let keyOrder = [
         "pid", "ready", "subnet", "network", "publicIP", "interface", "interfaceRule", "backend", "vtepMAC", "leaseExpiration",
-        "dataplane", "dataplaneReason", "pinDirectory", "peers", "ignoredPeers", "leaseEvents", "applies", "repairs", "lastError",
-        "reason",
+        "dataplane", "dataplaneReason", "pinDirectory", "peers", "rejectedLeases", "leaseEvents", "applies", "repairs",
+        "leaseDefended", "storeResyncs", "notReadyReason", "reason",
     ]
 
     public static func render(_ state: DaemonState.Snapshot) -> String {
@@ -73,10 +134,15 @@ public enum StatusFile {
                          "backendType": .string(lease.attributes.backendType),
                          "vtepMAC": lease.attributes.vxlan.map { .string($0.vtepMAC.description) } ?? .null])
             }),
-            "ignoredPeers": .array(state.ignoredPeers.map { .object(["subnet": .string($0.subnet.description), "reason": .string($0.reason)]) }),
+            "rejectedLeases": .array(state.rejectedLeases.map {
+                .object(["subnet": .string($0.subnet.description), "publicIP": .string($0.publicIP.description),
+                         "reason": .string($0.reason.name), "detail": .string($0.reason.description)])
+            }),
             "leaseEvents": .integer(Int64(state.leaseEvents)),
             "applies": .integer(Int64(state.applies)),
             "repairs": .integer(Int64(state.repairs)),
+            "leaseDefended": .integer(Int64(state.leaseDefended)),
+            "storeResyncs": .integer(Int64(state.storeResyncs)),
         ]
         func text(_ key: String, _ value: CustomStringConvertible?) {
             members[key] = value.map { .string($0.description) } ?? .null
@@ -92,7 +158,7 @@ public enum StatusFile {
         text("dataplane", state.mode?.rawValue)
         text("dataplaneReason", state.modeReason)
         text("pinDirectory", state.pinDirectory)
-        text("lastError", state.lastError)
-        return JSONValue.object(members).serialized(keyOrder: keyOrder + ["backendType"])
+        text("notReadyReason", state.notReadyReason)
+        return JSONValue.object(members).serialized(keyOrder: keyOrder + ["backendType", "detail"])
     }
 }

@@ -9,11 +9,17 @@ public enum Metrics {
             lines.append("# TYPE \(name) \(type)")
             for sample in samples { lines.append("\(name)\(sample.labels) \(sample.value)") }
         }
-        metric("weft_ready", "gauge", "1 once subnet.env is written and the dataplane programmed.", [("", state.ready ? "1" : "0")])
+        metric("weft_ready", "gauge", "1 while subnet.env is written, the dataplane is as planned and the store answers.", [("", state.ready ? "1" : "0")])
         metric("weft_dataplane_mode", "gauge", "The dataplane this node runs.",
                [("{mode=\"\(state.mode?.rawValue ?? "none")\"}", "1")])
         metric("weft_peers", "gauge", "Peer subnets this node programs.", [("", "\(state.peers.count)")])
-        metric("weft_peers_ignored", "gauge", "Peer leases this backend cannot use.", [("", "\(state.ignoredPeers.count)")])
+        let rejections = Dictionary(grouping: state.rejectedLeases, by: \.reason.name).mapValues(\.count)
+        metric("weft_leases_rejected", "gauge", "Leases in the store this node does not program, by reason.",
+               rejections.keys.sorted().map { ("{reason=\"\($0)\"}", "\(rejections[$0]!)") })
+        metric("weft_lease_defended_total", "counter", "Times this node found its own lease changed or missing and wrote it back.",
+               [("", "\(state.leaseDefended)")])
+        metric("weft_store_resyncs_total", "counter", "Times the lease store went back in time and was listed again.",
+               [("", "\(state.storeResyncs)")])
         metric("weft_lease_events_total", "counter", "Lease changes seen in the store.", [("", "\(state.leaseEvents)")])
         metric("weft_dataplane_applies_total", "counter", "Peer sets applied to the dataplane.", [("", "\(state.applies)")])
         metric("weft_dataplane_apply_seconds_total", "counter", "Time spent applying peer sets.", [("", "\(state.applySeconds)")])

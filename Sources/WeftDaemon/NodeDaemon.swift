@@ -27,6 +27,7 @@ public final class NodeDaemon: Sendable {
         if !EffectiveCapabilities.current.has(EffectiveCapabilities.netAdmin) {
             throw DaemonError("missing capability CAP_NET_ADMIN: the daemon programs routes, devices and TC filters; run it as root or grant CAP_NET_ADMIN (and CAP_BPF for the BPF dataplane)")
         }
+        let lock = try NodeLock(path: settings.lockFile)
         let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
         let netlink = try NetlinkSocket()
         let selection = try chooseInterface(netlink)
@@ -39,12 +40,13 @@ public final class NodeDaemon: Sendable {
         logger.notice("dataplane selected", metadata: ["mode": "\(choice.mode.rawValue)", "reason": "\(choice.reason)"])
         let attributes = leaseAttributes(config.backend, publicIP: publicIP, mode: choice.mode, netlink)
         let previous = (try? String(contentsOfFile: settings.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
+        let hostAddresses = Set(try netlink.addresses().map(\.address))
         let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: settings.leaseTTLSeconds, logger: logger)
         let lease = try await withStoreRetry("acquire a lease") {
-            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet)
+            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet, hostAddresses: hostAddresses)
         }
         let vtepMAC = lease.lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
-        let node = NodeSettings(network: config.network, subnet: lease.lease.subnet, publicIP: publicIP,
+        let node = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: lease.lease.subnet, publicIP: publicIP,
                                 underlayInterface: selection.interface, backend: config.backend, vtepMAC: vtepMAC)
         try writeSubnetFile(node, underlayMTU: underlay.mtu)
         state.update {
@@ -68,37 +70,26 @@ public final class NodeDaemon: Sendable {
         }
         try dataplane.setUp()
         let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
-        let peers = listing.leases.map(\.lease).filter { $0.subnet != node.subnet }
-        let report = try dataplane.apply(peers: peers)
-        state.update {
-            $0.peers = peers
-            $0.ignoredPeers = report.ignored
-            $0.applies += 1
-            $0.dataplaneProgrammed = true
-        }
-        logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(peers.count)", "dataplane": "\(choice.mode.rawValue)"])
-
+        let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })
         let state = self.state
         let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger) { observation in
-            switch observation {
-            case .applied(let report, let seconds):
-                state.update {
-                    $0.applySeconds += seconds
-                    $0.ignoredPeers = report.ignored
-                }
-            case .repaired(let count):
-                state.update { $0.repairs += count }
-            }
+            state.update { $0.record(observation) }
         }
-        let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: attributes, startRevision: listing.revision + 1,
-                                  peers: peers, renewMargin: settings.renewMargin, supervisor: supervisor, state: state, logger: logger)
-        var services: [any Service] = [SupervisorService(supervisor: supervisor, state: state), leases]
+        try supervisor.applyPeers()
+        state.update { $0.dataplaneProgrammed = true }
+        logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(state.current.peers.count)", "dataplane": "\(choice.mode.rawValue)"])
+
+        let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: lease.lease.attributes,
+                                  hostAddresses: hostAddresses, listedRevision: listing.revision, renewMargin: settings.renewMargin,
+                                  checkInterval: settings.leaseCheckInterval, supervisor: supervisor, state: state, logger: logger)
+        var services: [any Service] = [StatusWriter(state: state), SupervisorService(supervisor: supervisor, state: state), leases]
         if settings.healthPort != 0 {
             services.append(try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
                                              responder: HealthResponder(state: state).respond))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         try await group.run()
+        withExtendedLifetime(lock) {}
         logger.notice("stopped; the dataplane stays in place so pods keep talking")
     }
 
@@ -144,18 +135,17 @@ public final class NodeDaemon: Sendable {
         }
     }
 
-    /// Retries a store operation with backoff while the store is unreachable, logging each
-    /// failure; anything else (out of subnets, a bad config) ends the daemon.
+    /// Retries a store operation while the store is unreachable, with the one retry
+    /// policy; anything else (out of subnets, a bad config) ends the daemon.
     private func withStoreRetry<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
-        var delay = Duration.milliseconds(500)
+        var retry = StoreRetry()
         while true {
             do {
-                return try await operation()
+                let result = try await operation()
+                state.update { $0.storeProblem = nil }
+                return result
             } catch let error as StoreError {
-                logger.warning("lease store unreachable; retrying", metadata: ["operation": "\(what)", "error": "\(error)", "retry-in": "\(delay)"])
-                state.update { $0.lastError = "\(error)" }
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(30))
+                try await retry.wait(after: error, what, logger: logger, state: state)
             }
         }
     }
@@ -171,7 +161,7 @@ struct HealthResponder: Sendable {
         case "/healthz":
             return (200, "text/plain", "ok\n")
         case "/readyz":
-            return snapshot.ready ? (200, "text/plain", "ready\n") : (503, "text/plain", "not ready: subnet.env or the dataplane is not in place yet\n")
+            return snapshot.notReadyReason.map { (503, "text/plain", "not ready: \($0)\n") } ?? (200, "text/plain", "ready\n")
         case "/metrics":
             var counters: [(name: String, packets: UInt64, bytes: UInt64)] = []
             if snapshot.mode == .bpf, let directory = snapshot.pinDirectory,

@@ -56,8 +56,9 @@ public final class BPFDataplane: Dataplane {
             try TCAttachment(interfaceIndex: vxlan.index, direction: .egress)
                 .attach(programDescriptor: descriptors["to_overlay"]!, name: "to_overlay")
         }
-        let interfaces = Set(try netlink.links().map(\.index))
-        let endpoints = try BPFEndpoints(pinDirectory: pinDirectory).reattachAll(existingInterfaces: interfaces)
+        let links = try netlink.links()
+        let endpoints = try BPFEndpoints(pinDirectory: pinDirectory).reattachAll(existingInterfaces: Set(links.map(\.index)))
+        try detachFromUnusedInterfaces(links, using: [underlay.index] + (vxlan.map { [$0.index] } ?? []))
         logger.info("BPF dataplane set up", metadata: [
             "underlay": "\(underlay.name)", "vxlan": "\(vxlan?.name ?? "none")", "mtu": "\(tunnelMTU)",
             "pods": "\(endpoints.attached)", "forgotten": "\(endpoints.forgotten)", "pins": "\(pinDirectory)",
@@ -65,14 +66,15 @@ public final class BPFDataplane: Dataplane {
         withExtendedLifetime(objects) {}
     }
 
+    public func underlayNetworks() throws -> [IPv4Prefix] {
+        try netlink.addresses(index: requireLink(settings.underlayInterface).index).map(\.network)
+    }
+
     @discardableResult
-    public func apply(peers: [Lease]) throws -> ApplyReport {
+    public func apply(_ plan: PeerPlan) throws -> ApplyReport {
         let underlay = try requireLink(settings.underlayInterface)
-        let onLink = try netlink.addresses(index: underlay.index).map(\.network)
-        let plan = PeerPlan(peers: peers.filter { $0.subnet != settings.subnet }, backend: settings.backend, onLinkNetworks: onLink)
         let maps = try PinnedMaps(directory: pinDirectory)
         var report = ApplyReport()
-        report.ignored = plan.ignored
 
         let desiredPeers = plan.paths.mapValues(PeerRoute.init(path:))
         let peerDiff = KeyedDiff(current: try maps.peers.entries(), desired: desiredPeers)
@@ -81,11 +83,7 @@ public final class BPFDataplane: Dataplane {
         report.peersWritten = peerDiff.upserts.count
         report.peersRemoved = peerDiff.removals.count
 
-        var desiredTunnels: [IPv4Address: IPv4Prefix] = [:]
-        for (subnet, path) in plan.paths {
-            if case .vxlan(let ip, _) = path { desiredTunnels[ip] = subnet }
-        }
-        let tunnelDiff = KeyedDiff(current: try maps.tunnels.entries(), desired: desiredTunnels)
+        let tunnelDiff = KeyedDiff(current: try maps.tunnels.entries(), desired: plan.tunnels)
         for (ip, subnet) in tunnelDiff.upserts { try maps.tunnels.set(ip, subnet: subnet) }
         for ip in tunnelDiff.removals { try maps.tunnels.remove(ip) }
 
@@ -100,9 +98,6 @@ public final class BPFDataplane: Dataplane {
                 "peers": "\(desiredPeers.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
                 "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",
             ])
-        }
-        for ignored in plan.ignored {
-            logger.warning("ignoring peer lease", metadata: ["subnet": "\(ignored.subnet)", "reason": "\(ignored.reason)"])
         }
         return report
     }
@@ -153,6 +148,7 @@ public final class BPFDataplane: Dataplane {
 
     public func repair() throws -> [String] {
         let underlay = try requireLink(settings.underlayInterface)
+        if let restored = try restorePins(underlay: underlay) { return [restored] }
         var repairs: [String] = []
         var attachments: [(TCAttachment, String)] = [(TCAttachment(interfaceIndex: underlay.index, direction: .ingress), "from_underlay")]
         if let options = settings.vxlanOptions {
@@ -201,6 +197,44 @@ public final class BPFDataplane: Dataplane {
             }
         }
         return repairs
+    }
+
+    /// Removes Weft's filters from interfaces this dataplane no longer uses: the underlay of
+    /// an earlier run with another `--iface`, say. Pods' veths keep theirs.
+    private func detachFromUnusedInterfaces(_ links: [NetworkLink], using hooked: [Int32]) throws {
+        let pods = try PinnedMaps(directory: pinDirectory).endpoints.entries().values.map { Int32($0.hostInterfaceIndex) }
+        let inUse = Set(hooked + pods)
+        var detached: [String] = []
+        for link in links where !inUse.contains(link.index) {
+            for direction in [TCAttachment.Direction.ingress, .egress]
+            where try TCAttachment(interfaceIndex: link.index, direction: direction).detach() {
+                detached.append("\(link.name) \(direction)")
+            }
+        }
+        if !detached.isEmpty {
+            logger.notice("removed Weft's filters from interfaces it no longer uses", metadata: ["filters": "\(detached.joined(separator: ", "))"])
+        }
+    }
+
+    /// Puts the pins back when some are gone (deleted, or the bpffs unmounted) while the
+    /// programs run on: first the maps, taken from the attached programs so the pods and
+    /// peers they hold are kept, then fresh programs. Nil when every pin is there.
+    private func restorePins(underlay: NetworkLink) throws -> String? {
+        let programPins = BPFPrograms.names.map { ProgramPin.path($0, in: pinDirectory) }
+        if (try? PinnedMaps(directory: pinDirectory)) != nil && programPins.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+            return nil
+        }
+        try BPFFilesystem.ensureMounted(at: pinDirectory)
+        var hooks = [TCAttachment(interfaceIndex: underlay.index, direction: .ingress)]
+        if let options = settings.vxlanOptions, let device = try netlink.link(named: Self.vxlanDeviceName(vni: options.vni)) {
+            hooks += [TCAttachment(interfaceIndex: device.index, direction: .ingress), TCAttachment(interfaceIndex: device.index, direction: .egress)]
+        }
+        var maps = 0
+        for hook in hooks {
+            if let program = try hook.attachedProgramID() { maps += try PinnedMaps.restore(fromProgram: program, into: pinDirectory) }
+        }
+        try setUp()
+        return "the pins in \(pinDirectory) were gone: pinned \(maps) maps again from the running programs and reloaded the programs"
     }
 
     /// Adopts the collect_md device if it has the right port, else (re)creates it; then

@@ -5,15 +5,20 @@ import WeftCore
 /// those cannot run, the kernel programmed as Flannel programs it.
 public protocol Dataplane: AnyObject {
     var mode: DataplaneMode { get }
+    var settings: NodeSettings { get }
 
     /// Creates what the node needs, or adopts what an earlier process left: devices,
     /// programs, attachments. Never flushes what peers already reach.
     func setUp() throws
 
-    /// Makes the dataplane hold exactly the paths to `peers` (every lease but ours),
-    /// changing only what differs.
+    /// The connected networks of the underlay interface: what the planner needs to know
+    /// of the node's links (host-gw and DirectRouting peers must be on one).
+    func underlayNetworks() throws -> [IPv4Prefix]
+
+    /// Makes the dataplane hold exactly the plan's paths, changing only what differs.
+    /// It decides nothing: every check on the leases is the planner's.
     @discardableResult
-    func apply(peers: [Lease]) throws -> ApplyReport
+    func apply(_ plan: PeerPlan) throws -> ApplyReport
 
     /// Checks what `setUp` made and puts back whatever is missing or wrong (a deleted
     /// device, a lost address, a removed filter). Returns what it repaired; cheap enough
@@ -33,6 +38,8 @@ public enum DataplaneMode: String, Sendable, CaseIterable {
 public struct NodeSettings: Sendable, Equatable {
     /// The cluster network (`Network` in net-conf.json).
     public var network: IPv4Prefix
+    /// `SubnetLen`: the prefix length of every node's subnet.
+    public var subnetLength: Int
     /// This node's leased subnet.
     public var subnet: IPv4Prefix
     public var publicIP: IPv4Address
@@ -41,9 +48,10 @@ public struct NodeSettings: Sendable, Equatable {
     public var backend: Backend
     public var vtepMAC: MACAddress
 
-    public init(network: IPv4Prefix, subnet: IPv4Prefix, publicIP: IPv4Address, underlayInterface: String,
+    public init(network: IPv4Prefix, subnetLength: Int, subnet: IPv4Prefix, publicIP: IPv4Address, underlayInterface: String,
                 backend: Backend, vtepMAC: MACAddress) {
         self.network = network
+        self.subnetLength = subnetLength
         self.subnet = subnet
         self.publicIP = publicIP
         self.underlayInterface = underlayInterface
@@ -57,6 +65,11 @@ public struct NodeSettings: Sendable, Equatable {
         return nil
     }
 
+    /// This node as the planner sees it.
+    public var planning: PlanningNode {
+        PlanningNode(network: network, subnetLength: subnetLength, subnet: subnet, publicIP: publicIP, backend: backend)
+    }
+
     /// The MTU pods get and the tunnel carries: the configured one, else the underlay's
     /// less the VXLAN overhead (host-gw adds none).
     public func podMTU(underlayMTU: UInt32) -> UInt32 {
@@ -66,14 +79,19 @@ public struct NodeSettings: Sendable, Equatable {
     }
 }
 
+extension Dataplane {
+    /// The plan for `peers` on this node and its underlay as they are now.
+    public func plan(peers: [PeerLease]) throws -> PeerPlan {
+        PeerPlan(node: settings.planning, peers: peers, onLinkNetworks: try underlayNetworks())
+    }
+}
+
 /// What one `apply` changed.
 public struct ApplyReport: Sendable, Equatable {
     public var peersWritten = 0
     public var peersRemoved = 0
     public var routesWritten = 0
     public var routesRemoved = 0
-    /// Leases this backend cannot use, and why.
-    public var ignored: [PeerPlan.Ignored] = []
 
     public init() {}
 

@@ -5,45 +5,106 @@ import Synchronization
 import WeftCore
 import WeftNetlink
 
-/// Keeps a dataplane the way it belongs while the host network changes under it: on every
-/// link, address, route, neighbour or TC change in the namespace, and on a timer as well,
-/// it repairs what `setUp` made and re-applies the peers, logging each repair. Flannel
-/// re-checks host-gw routes only; this covers both dataplanes and every entry.
+/// The reconciler: keeps a dataplane holding the plan for the node's peers while the leases
+/// and the host network change under it. It owns the peer set. A lease change wakes it at
+/// once and costs one plan and one apply of what differs, however many events came
+/// together; a change of link, address, route, neighbour or TC filter in the namespace (and
+/// a slow timer) makes it check everything `setUp` made and put back what is missing,
+/// logging each repair. Flannel re-checks host-gw routes only; this covers both dataplanes
+/// and every entry.
 ///
 /// The dataplane is used from the thread that calls `run` (or `reconcile`) only; other
-/// threads hand over new peers with `update(peers:)`, which the loop applies within 200 ms.
+/// threads change the peers with `put`, `remove` or `replace`, and end `run` with `stop`.
 public final class DataplaneSupervisor: @unchecked Sendable {
     public let dataplane: any Dataplane
-    private let peers: Mutex<(leases: [Lease], changed: Bool)>
+    private let pending: Mutex<(peers: PeerSet, changed: Bool, stopped: Bool)>
+    private let wakeup = Wakeup()
     private let interval: Duration
     private let logger: Logger
     private let observer: @Sendable (Observation) -> Void
+    /// The rejections last logged, so a standing one is logged once (only `run`'s thread touches it).
+    private var loggedRejections: [RejectedLease] = []
 
-    /// What the supervisor did, for metrics.
+    /// What the supervisor did, for the daemon's state and metrics.
     public enum Observation: Sendable {
-        case applied(ApplyReport, seconds: Double)
+        /// A plan was applied: what changed, the plan, the leases it came from, and how long it took.
+        case applied(ApplyReport, PeerPlan, leases: [Lease], seconds: Double)
         case repaired(count: Int)
+        /// A pass failed; the dataplane is not as planned until a later pass succeeds.
+        case failed(String)
     }
 
-    public init(dataplane: any Dataplane, peers: [Lease], interval: Duration = .seconds(2), logger: Logger,
+    public init(dataplane: any Dataplane, peers: PeerSet, interval: Duration = .seconds(2), logger: Logger,
                 observer: @escaping @Sendable (Observation) -> Void = { _ in }) {
         self.dataplane = dataplane
-        self.peers = Mutex((peers, false))
+        pending = Mutex((peers, false, false))
         self.interval = interval
         self.logger = logger
         self.observer = observer
     }
 
-    /// The peers to hold from now on.
-    public func update(peers newPeers: [Lease]) {
-        peers.withLock { $0 = (newPeers, true) }
+    // MARK: Changes from other threads
+
+    /// A lease created or changed at `revision`.
+    public func put(_ lease: Lease, revision: Int64) {
+        change { $0.put(lease, revision: revision) }
     }
 
-    /// One pass: repair, then re-apply the peers. Returns what had to change.
+    public func remove(_ subnet: IPv4Prefix) {
+        change { $0.remove(subnet) }
+    }
+
+    /// Every lease at once (after the store was listed again).
+    public func replace(_ peers: PeerSet) {
+        change { $0 = peers }
+    }
+
+    /// The leases as the supervisor holds them now.
+    public var peers: PeerSet { pending.withLock { $0.peers } }
+
+    /// Ends `run` within a moment.
+    public func stop() {
+        pending.withLock { $0.stopped = true }
+        wakeup.signal()
+    }
+
+    private func change(_ body: (inout PeerSet) -> Void) {
+        pending.withLock { state in
+            body(&state.peers)
+            state.changed = true
+        }
+        wakeup.signal()
+    }
+
+    // MARK: The loop
+
+    /// Plans the peers and applies the plan. Returns what changed.
+    @discardableResult
+    public func applyPeers() throws -> ApplyReport {
+        let (peers, _) = pending.withLock { state in
+            defer { state.changed = false }
+            return (state.peers, state.changed)
+        }
+        let start = ContinuousClock.now
+        let plan = try dataplane.plan(peers: peers.leases)
+        let report = try dataplane.apply(plan)
+        let elapsed = ContinuousClock.now - start
+        for rejection in RejectedLease.newlyRejected(plan.rejected, since: loggedRejections) {
+            logger.warning("rejected a lease; it is not programmed", metadata: [
+                "subnet": "\(rejection.subnet)", "public-ip": "\(rejection.publicIP)", "reason": "\(rejection.reason)",
+            ])
+        }
+        loggedRejections = plan.rejected
+        observer(.applied(report, plan, leases: peers.leases.map(\.lease),
+                          seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        return report
+    }
+
+    /// One full pass: repair what `setUp` made, then apply the plan. Returns what had to change.
     @discardableResult
     public func reconcile() throws -> [String] {
         var repairs = try dataplane.repair()
-        let report = try dataplane.apply(peers: peers.withLock { $0.leases })
+        let report = try applyPeers()
         if report.peersWritten + report.routesWritten > 0 {
             repairs.append("rewrote \(report.peersWritten) peer entries and \(report.routesWritten) routes")
         }
@@ -57,38 +118,81 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         return repairs
     }
 
-    /// Watches and repairs until `shouldStop` says so (checked at least every 200 ms).
-    /// A failed pass is logged and retried on the next change or tick.
-    public func run(shouldStop: () -> Bool) throws {
+    /// Watches and repairs until `stop()`. It sleeps until a lease change, a change in the
+    /// namespace or the timer; a failed pass is logged and retried on the next one.
+    public func run() throws {
         let groups = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH, RTNLGRP_TC].map { UInt32($0.rawValue) }
         let events = try NetlinkSocket(groups: groups)
         let clock = ContinuousClock()
-        var nextTick = clock.now + interval
-        var pending = false
-        while !shouldStop() {
-            let (changes, overrun) = try events.waitForChanges(timeoutMilliseconds: 200)
-            if changes > 0 || overrun { pending = true }
-            if peers.withLock({ state in defer { state.changed = false }; return state.changed }) {
-                do {
-                    let start = ContinuousClock.now
-                    let report = try dataplane.apply(peers: peers.withLock { $0.leases })
-                    let elapsed = ContinuousClock.now - start
-                    observer(.applied(report, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
-                    logger.debug("peers updated", metadata: ["written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)"])
-                } catch {
-                    logger.error("could not apply the new peers; retrying on the next pass", metadata: ["error": "\(error)"])
-                }
+        // A burst of namespace changes (our own repairs among them) settles for this long
+        // before the one full pass it causes.
+        let settle = Duration.milliseconds(100)
+        var nextFullPass = clock.now + interval
+        var namespaceChanged = false
+        while true {
+            let until = namespaceChanged ? min(nextFullPass, clock.now + settle) : nextFullPass
+            let (changes, overrun) = try events.waitForChanges(timeoutMilliseconds: Self.milliseconds(until - clock.now), wake: wakeup.descriptor)
+            wakeup.drain()
+            let (changed, stopped) = pending.withLock { ($0.changed, $0.stopped) }
+            if stopped { return }
+            if changed {
+                attempt("apply the new peers") { try applyPeers() }
             }
-            // Let a burst of changes settle, then make one pass.
-            if pending && changes == 0 || clock.now >= nextTick {
-                pending = false
-                nextTick = clock.now + interval
-                do {
-                    try reconcile()
-                } catch {
-                    logger.error("could not repair the dataplane; retrying", metadata: ["error": "\(error)"])
-                }
+            if changes > 0 || overrun {
+                namespaceChanged = true
+                continue
+            }
+            if namespaceChanged || clock.now >= nextFullPass {
+                namespaceChanged = false
+                nextFullPass = clock.now + interval
+                attempt("repair the dataplane") { try reconcile() }
             }
         }
+    }
+
+    private func attempt(_ what: String, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            logger.error("could not \(what); retrying on the next pass", metadata: ["error": "\(error)"])
+            observer(.failed("could not \(what): \(error)"))
+        }
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int32 {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return Int32(clamping: max(0, milliseconds))
+    }
+}
+
+/// A pipe that wakes a thread blocked in `poll`: `signal` from anywhere, `drain` after waking.
+final class Wakeup: Sendable {
+    let descriptor: Int32
+    private let writeEnd: Int32
+
+    init() {
+        var ends: [Int32] = [-1, -1]
+        precondition(pipe(&ends) == 0, "cannot create a pipe: \(String(cString: strerror(errno)))")
+        for end in ends {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        descriptor = ends[0]
+        writeEnd = ends[1]
+    }
+
+    deinit {
+        close(descriptor)
+        close(writeEnd)
+    }
+
+    func signal() {
+        var byte: UInt8 = 1
+        _ = write(writeEnd, &byte, 1)  // a full pipe already wakes the reader
+    }
+
+    func drain() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(descriptor, &buffer, buffer.count) > 0 {}
     }
 }

@@ -65,13 +65,14 @@ public final class KernelDataplane: Dataplane {
         return changes
     }
 
+    public func underlayNetworks() throws -> [IPv4Prefix] {
+        try netlink.addresses(index: requireLink(settings.underlayInterface, netlink).index).map(\.network)
+    }
+
     @discardableResult
-    public func apply(peers: [Lease]) throws -> ApplyReport {
+    public func apply(_ plan: PeerPlan) throws -> ApplyReport {
         let underlay = try requireLink(settings.underlayInterface, netlink)
-        let onLink = try netlink.addresses(index: underlay.index).map(\.network)
-        let plan = PeerPlan(peers: peers.filter { $0.subnet != settings.subnet }, backend: settings.backend, onLinkNetworks: onLink)
         var report = ApplyReport()
-        report.ignored = plan.ignored
         let device = try settings.vxlanOptions.flatMap { try netlink.link(named: Self.vxlanDeviceName(vni: $0.vni)) }
 
         var desiredRoutes: [IPv4Prefix: Route] = [:]

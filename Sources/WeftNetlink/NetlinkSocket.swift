@@ -68,19 +68,19 @@ public final class NetlinkSocket {
         try exchange(request, operation, object)
     }
 
-    /// Blocks until change notifications arrive (on a socket made with `groups`), or
-    /// `timeoutMilliseconds` pass; returns how many arrived. ENOBUFS (the kernel dropped
-    /// some) is `overrun: true`: the caller must assume anything changed.
-    public func waitForChanges(timeoutMilliseconds: Int32) throws(NetlinkError) -> (count: Int, overrun: Bool) {
-        let (messages, overrun) = try notifications(timeoutMilliseconds: timeoutMilliseconds)
+    /// Blocks until change notifications arrive (on a socket made with `groups`), `wake`
+    /// becomes readable, or `timeoutMilliseconds` pass; returns how many arrived. ENOBUFS
+    /// (the kernel dropped some) is `overrun: true`: the caller must assume anything changed.
+    public func waitForChanges(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(NetlinkError) -> (count: Int, overrun: Bool) {
+        let (messages, overrun) = try notifications(timeoutMilliseconds: timeoutMilliseconds, wake: wake)
         return (messages.count, overrun)
     }
 
-    func notifications(timeoutMilliseconds: Int32) throws(NetlinkError) -> (messages: [NetlinkMessage], overrun: Bool) {
-        var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, timeoutMilliseconds)
+    func notifications(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(NetlinkError) -> (messages: [NetlinkMessage], overrun: Bool) {
+        var pollers = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&pollers, 2, timeoutMilliseconds)
         if ready < 0 && errno != EINTR { throw NetlinkError("wait for", "netlink notifications", errno: errno) }
-        guard ready > 0 else { return ([], false) }
+        guard ready > 0, pollers[0].revents != 0 else { return ([], false) }
         let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
         if count < 0 {
             if errno == ENOBUFS { return ([], true) }

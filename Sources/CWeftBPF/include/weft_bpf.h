@@ -25,6 +25,12 @@ int weft_tc_detach(int ifindex, int ingress, __u32 handle, __u32 priority);
 /* The id of the program attached at that hook and priority, or a negative errno. */
 int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 *program_id);
 
+/* Pins each map the program with this id uses whose name starts with "weft_", as
+ * pin_root/<name>, unless a pin of that name exists: how a node whose pins were deleted
+ * gets back the maps its attached programs still hold. Returns how many it pinned, or a
+ * negative errno. */
+int weft_pin_program_maps(__u32 program_id, const char *pin_root);
+
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval);
 

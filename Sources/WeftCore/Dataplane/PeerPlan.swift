@@ -1,8 +1,9 @@
-/// How this node reaches each peer subnet, worked out from the peers' leases the way
-/// Flannel's backends do: a vxlan node tunnels to vxlan leases (or routes directly when
-/// DirectRouting is on and the peer shares the underlay's L2 segment); a host-gw node
-/// routes to host-gw leases, which must be on-link. Leases a backend cannot use are
-/// listed with the reason, not silently dropped.
+/// The planner: what the dataplane should hold, worked out from this node, the peers'
+/// leases and the underlay's connected networks, with nothing taken on trust. A vxlan node
+/// tunnels to vxlan leases of its VNI (or routes directly when DirectRouting is on and the
+/// peer shares the underlay's L2 segment); a host-gw node routes to host-gw leases, which
+/// must be on-link. Every lease that fails a check is rejected with its reason, so a
+/// corrupt or hostile entry in the store can neither steal traffic nor pass unnoticed.
 public struct PeerPlan: Sendable, Equatable {
     public enum Path: Sendable, Equatable {
         /// Encapsulate to the peer's VTEP.
@@ -17,50 +18,57 @@ public struct PeerPlan: Sendable, Equatable {
         }
     }
 
-    public struct Ignored: Sendable, Equatable {
-        public var subnet: IPv4Prefix
-        public var reason: String
-    }
-
     public var paths: [IPv4Prefix: Path]
-    public var ignored: [Ignored]
+    /// The leases not programmed, in subnet order.
+    public var rejected: [RejectedLease]
 
     /// - Parameters:
-    ///   - peers: every lease but this node's own.
+    ///   - peers: the leases in the store; this node's own (its subnet) is passed over.
     ///   - onLinkNetworks: the connected networks of the underlay interface.
-    public init(peers: [Lease], backend: Backend, onLinkNetworks: [IPv4Prefix]) {
+    public init(node: PlanningNode, peers: [PeerLease], onLinkNetworks: [IPv4Prefix]) {
         paths = [:]
-        ignored = []
+        rejected = []
         let onLink = { (ip: IPv4Address) in onLinkNetworks.contains { $0.contains(ip) } }
-        for lease in peers.sorted(by: { $0.subnet < $1.subnet }) {
-            let attributes = lease.attributes
-            switch backend {
-            case .vxlan(let options):
-                guard attributes.backendType == "vxlan" else {
-                    ignored.append(Ignored(subnet: lease.subnet, reason: "backend \(attributes.backendType), not vxlan"))
-                    continue
-                }
-                guard let data = attributes.vxlan else {
-                    ignored.append(Ignored(subnet: lease.subnet, reason: "vxlan lease without a VtepMAC in BackendData"))
-                    continue
-                }
-                if options.directRouting && onLink(attributes.publicIP) {
-                    paths[lease.subnet] = .direct(underlayIP: attributes.publicIP)
-                } else {
-                    paths[lease.subnet] = .vxlan(underlayIP: attributes.publicIP, vtepMAC: data.vtepMAC)
-                }
-            case .hostGateway:
-                guard attributes.backendType == "host-gw" else {
-                    ignored.append(Ignored(subnet: lease.subnet, reason: "backend \(attributes.backendType), not host-gw"))
-                    continue
-                }
-                guard onLink(attributes.publicIP) else {
-                    ignored.append(Ignored(subnet: lease.subnet,
-                                           reason: "public IP \(attributes.publicIP) is not on the underlay's L2 segment; host-gw needs every node on one"))
-                    continue
-                }
-                paths[lease.subnet] = .direct(underlayIP: attributes.publicIP)
+        var candidates: [(peer: PeerLease, path: Path)] = []
+        for peer in peers where peer.lease.subnet != node.subnet {
+            switch Self.check(peer.lease, node: node, onLink: onLink) {
+            case .success(let path): candidates.append((peer, path))
+            case .failure(let reason): rejected.append(RejectedLease(peer.lease, reason))
             }
+        }
+        // Overlaps last, among leases that are sound on their own: the older lease keeps
+        // its subnet, so a newcomer can never take traffic from a live node.
+        var accepted = [node.subnet]
+        for (peer, path) in candidates.sorted(by: { ($0.peer.since, $0.peer.lease.subnet) < ($1.peer.since, $1.peer.lease.subnet) }) {
+            let subnet = peer.lease.subnet
+            if let holder = accepted.first(where: { $0.overlaps(subnet) }) {
+                rejected.append(RejectedLease(peer.lease, holder == node.subnet ? .overlapsOwnSubnet(holder) : .overlapsOlderLease(holder)))
+                continue
+            }
+            accepted.append(subnet)
+            paths[subnet] = path
+        }
+        rejected.sort { $0.subnet < $1.subnet }
+    }
+
+    /// The path to one lease on its own merits, or why there is none.
+    private static func check(_ lease: Lease, node: PlanningNode, onLink: (IPv4Address) -> Bool) -> Result<Path, LeaseRejection> {
+        let attributes = lease.attributes
+        guard node.network.contains(lease.subnet) else { return .failure(.outsideNetwork(node.network)) }
+        guard lease.subnet.length == node.subnetLength else { return .failure(.wrongPrefixLength(expected: node.subnetLength)) }
+        guard attributes.publicIP.isUnicast else { return .failure(.publicIPNotUnicast(attributes.publicIP)) }
+        guard attributes.publicIP != node.publicIP else { return .failure(.claimsOwnPublicIP(attributes.publicIP)) }
+        switch node.backend {
+        case .vxlan(let options):
+            guard attributes.backendType == "vxlan" else { return .failure(.foreignBackend(attributes.backendType)) }
+            guard let data = attributes.vxlan else { return .failure(.missingVTEPMAC) }
+            guard data.vni == options.vni else { return .failure(.foreignVNI(data.vni)) }
+            if options.directRouting && onLink(attributes.publicIP) { return .success(.direct(underlayIP: attributes.publicIP)) }
+            return .success(.vxlan(underlayIP: attributes.publicIP, vtepMAC: data.vtepMAC))
+        case .hostGateway:
+            guard attributes.backendType == "host-gw" else { return .failure(.foreignBackend(attributes.backendType)) }
+            guard onLink(attributes.publicIP) else { return .failure(.notOnLink(attributes.publicIP)) }
+            return .success(.direct(underlayIP: attributes.publicIP))
         }
     }
 
@@ -70,5 +78,119 @@ public struct PeerPlan: Sendable, Equatable {
             if case .direct(let ip) = path { return ip }
             return nil
         }
+    }
+
+    /// The peers' tunnel endpoints, each with the subnet it may send from.
+    public var tunnels: [IPv4Address: IPv4Prefix] {
+        var tunnels: [IPv4Address: IPv4Prefix] = [:]
+        for (subnet, path) in paths {
+            if case .vxlan(let ip, _) = path { tunnels[ip] = subnet }
+        }
+        return tunnels
+    }
+}
+
+/// This node, as the planner needs it.
+public struct PlanningNode: Sendable, Equatable {
+    /// The cluster network (`Network`).
+    public var network: IPv4Prefix
+    /// `SubnetLen`: every lease's prefix length.
+    public var subnetLength: Int
+    /// This node's own subnet.
+    public var subnet: IPv4Prefix
+    public var publicIP: IPv4Address
+    public var backend: Backend
+
+    public init(network: IPv4Prefix, subnetLength: Int, subnet: IPv4Prefix, publicIP: IPv4Address, backend: Backend) {
+        self.network = network
+        self.subnetLength = subnetLength
+        self.subnet = subnet
+        self.publicIP = publicIP
+        self.backend = backend
+    }
+}
+
+/// A peer's lease and its age: the store revision it was created at (or first seen at),
+/// which decides who keeps a contested subnet.
+public struct PeerLease: Sendable, Equatable {
+    public var lease: Lease
+    public var since: Int64
+
+    public init(_ lease: Lease, since: Int64) {
+        self.lease = lease
+        self.since = since
+    }
+}
+
+/// A lease the planner will not program, and why.
+public struct RejectedLease: Sendable, Equatable, Hashable {
+    public var subnet: IPv4Prefix
+    public var publicIP: IPv4Address
+    public var reason: LeaseRejection
+
+    public init(_ lease: Lease, _ reason: LeaseRejection) {
+        subnet = lease.subnet
+        publicIP = lease.attributes.publicIP
+        self.reason = reason
+    }
+
+    /// The rejections in `current` that `previous` did not have (new, or with another
+    /// reason or address): what to log, so a standing rejection is logged once, not every pass.
+    public static func newlyRejected(_ current: [RejectedLease], since previous: [RejectedLease]) -> [RejectedLease] {
+        let known = Set(previous)
+        return current.filter { !known.contains($0) }
+    }
+}
+
+/// Why a lease is not programmed. `name` is the metric label.
+public enum LeaseRejection: Error, Sendable, Equatable, Hashable, CustomStringConvertible {
+    case outsideNetwork(IPv4Prefix)
+    case wrongPrefixLength(expected: Int)
+    case publicIPNotUnicast(IPv4Address)
+    case claimsOwnPublicIP(IPv4Address)
+    case foreignBackend(String)
+    case foreignVNI(UInt32)
+    case missingVTEPMAC
+    case notOnLink(IPv4Address)
+    case overlapsOwnSubnet(IPv4Prefix)
+    case overlapsOlderLease(IPv4Prefix)
+
+    public var name: String {
+        switch self {
+        case .outsideNetwork: "outside_network"
+        case .wrongPrefixLength: "wrong_prefix_length"
+        case .publicIPNotUnicast: "public_ip_not_unicast"
+        case .claimsOwnPublicIP: "claims_own_public_ip"
+        case .foreignBackend: "foreign_backend"
+        case .foreignVNI: "foreign_vni"
+        case .missingVTEPMAC: "missing_vtep_mac"
+        case .notOnLink: "not_on_link"
+        case .overlapsOwnSubnet: "overlaps_own_subnet"
+        case .overlapsOlderLease: "overlaps_older_lease"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .outsideNetwork(let network): "the subnet is outside the cluster network \(network)"
+        case .wrongPrefixLength(let expected): "the prefix length is not the network's SubnetLen (\(expected))"
+        case .publicIPNotUnicast(let ip): "PublicIP \(ip) is not a unicast address"
+        case .claimsOwnPublicIP(let ip): "PublicIP \(ip) is this node's own, on a subnet that is not its lease (a stale lease of this node, or a forged one)"
+        case .foreignBackend(let type): "backend \(type), not this cluster's; such a node runs another backend and cannot be reached from this one"
+        case .foreignVNI(let vni): "VNI \(vni), not this cluster's"
+        case .missingVTEPMAC: "a vxlan lease without a VtepMAC in BackendData"
+        case .notOnLink(let ip): "PublicIP \(ip) is not on the underlay's L2 segment; host-gw needs every node on one"
+        case .overlapsOwnSubnet(let subnet): "the subnet overlaps this node's own, \(subnet)"
+        case .overlapsOlderLease(let subnet): "the subnet overlaps \(subnet), an older lease"
+        }
+    }
+}
+
+extension IPv4Address {
+    /// A host address another node can send to: not 0.0.0.0/8 ("this network"), loopback,
+    /// multicast, reserved (240/4) or the broadcast address.
+    public var isUnicast: Bool {
+        let first = value >> 24
+        return first != 0 && first != 127 && first < 224
     }
 }

@@ -1,6 +1,9 @@
 /// What a starting node does about its lease, in Flannel's order: keep the lease that
 /// already carries its public IP; else take back the subnet it last wrote to its subnet
-/// file, if still free; else allocate a new one.
+/// file, if still free; else allocate a new one. One step Flannel lacks: a node restarted
+/// with another interface or public IP finds the lease of its previous run by the address
+/// it carries, still one of this host's, and keeps that subnet (the lease is rewritten with
+/// the new address) rather than taking a second one and seeing its old self as a peer.
 public struct ReclaimPlan: Sendable, Equatable {
     public enum Action: Sendable, Equatable {
         /// Renew this existing lease of ours (its attributes, such as the VTEP MAC, carry over).
@@ -16,12 +19,17 @@ public struct ReclaimPlan: Sendable, Equatable {
     /// delete them before acquiring, as Flannel does.
     public let staleLeases: [IPv4Prefix]
 
-    public static func make(publicIP: IPv4Address, previousSubnet: IPv4Prefix?,
-                            leases: [Lease], config: NetworkConfig) -> ReclaimPlan {
+    /// - Parameter hostAddresses: every IPv4 address of this host, on any interface.
+    public static func make(publicIP: IPv4Address, previousSubnet: IPv4Prefix?, leases: [Lease], config: NetworkConfig,
+                            hostAddresses: Set<IPv4Address> = []) -> ReclaimPlan {
         let ours = leases.filter { $0.attributes.publicIP == publicIP }
         let stale = ours.filter { !config.canAllocate($0.subnet) }.map(\.subnet)
         if let current = ours.first(where: { config.canAllocate($0.subnet) }) {
             return ReclaimPlan(action: .renew(current), staleLeases: stale)
+        }
+        let moved = leases.filter { hostAddresses.contains($0.attributes.publicIP) && config.canAllocate($0.subnet) }
+        if let previous = moved.first(where: { $0.subnet == previousSubnet }) ?? moved.first {
+            return ReclaimPlan(action: .renew(previous), staleLeases: stale)
         }
         let others = leases.filter { !stale.contains($0.subnet) }
         if let previous = previousSubnet, config.canAllocate(previous),

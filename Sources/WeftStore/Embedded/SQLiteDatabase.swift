@@ -11,6 +11,12 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         "\(operation) on lease database \(path): \(message) (SQLite code \(code))"
     }
+
+    /// The disk, not the data: full, read-only, unopenable, an I/O error, no permission.
+    /// These pass when the operator fixes the machine; retry them.
+    public var isStorageProblem: Bool {
+        [SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_PERM, SQLITE_BUSY].contains(code & 0xff)
+    }
 }
 
 /// One SQLite connection. Not thread-safe by itself: `EmbeddedStore` serialises access.

@@ -24,13 +24,15 @@ public struct LeaseAcquirer: Sendable {
 
     /// Acquires a lease for `attributes.publicIP`. When renewing an existing VXLAN lease,
     /// its VTEP MAC is kept (peers have cached it); the returned lease says which MAC won.
-    public func acquire(attributes: LeaseAttributes, previousSubnet: IPv4Prefix? = nil,
+    /// `hostAddresses` (every address of this host) finds our lease from a run with another
+    /// interface or public IP.
+    public func acquire(attributes: LeaseAttributes, previousSubnet: IPv4Prefix? = nil, hostAddresses: Set<IPv4Address> = [],
                         maxAttempts: Int = 100) async throws -> RegisteredLease {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<maxAttempts {
             let listing = try await registry.leases()
             let plan = ReclaimPlan.make(publicIP: attributes.publicIP, previousSubnet: previousSubnet,
-                                        leases: listing.leases.map(\.lease), config: config)
+                                        leases: listing.leases.map(\.lease), config: config, hostAddresses: hostAddresses)
             for stale in plan.staleLeases {
                 logger.info("deleting our lease that no longer fits the network config", metadata: ["subnet": "\(stale)"])
                 _ = try await registry.deleteLease(subnet: stale)
@@ -40,6 +42,11 @@ public struct LeaseAcquirer: Sendable {
                 guard let current = listing.leases.first(where: { $0.lease.subnet == existing.subnet }) else { continue }
                 let kept = Self.keepingVTEPMAC(of: existing.attributes, in: attributes)
                 if let lease = try await registry.replaceLease(current, attributes: kept, ttlSeconds: ttlSeconds) {
+                    if existing.attributes.publicIP != attributes.publicIP {
+                        logger.notice("kept the subnet of our previous run, which had another public IP", metadata: [
+                            "subnet": "\(lease.lease.subnet)", "was": "\(existing.attributes.publicIP)", "now": "\(attributes.publicIP)",
+                        ])
+                    }
                     logger.info("reclaimed our lease", metadata: ["subnet": "\(lease.lease.subnet)"])
                     return lease
                 }

@@ -53,7 +53,8 @@ public struct SubnetRegistry: Sendable {
                 if expirations, stored.lease != 0 {
                     lease.expiration = try await store.expiration(ofLease: stored.lease)
                 }
-                leases.append(RegisteredLease(lease: lease, storeLease: stored.lease, modRevision: stored.modRevision))
+                leases.append(RegisteredLease(lease: lease, storeLease: stored.lease, modRevision: stored.modRevision,
+                                              createRevision: stored.createRevision))
             case .failure(let problem):
                 skipped.append(problem)
                 logger.warning("skipping unreadable lease", metadata: ["key": "\(stored.key)", "reason": "\(problem.reason)"])
@@ -82,7 +83,7 @@ public struct SubnetRegistry: Sendable {
             return nil
         }
         return RegisteredLease(lease: Lease(subnet: subnet, attributes: attributes, expiration: grant.expiration),
-                               storeLease: grant.id, modRevision: revision)
+                               storeLease: grant.id, modRevision: revision, createRevision: revision)
     }
 
     /// Rewrites a lease we hold with new attributes and a fresh TTL, only if nobody changed
@@ -95,7 +96,20 @@ public struct SubnetRegistry: Sendable {
             return nil
         }
         return RegisteredLease(lease: Lease(subnet: current.lease.subnet, attributes: attributes, expiration: grant.expiration),
-                               storeLease: grant.id, modRevision: revision)
+                               storeLease: grant.id, modRevision: revision, createRevision: current.createRevision)
+    }
+
+    /// One lease as the store holds it now (nil when the key is gone or unreadable), and
+    /// the store's current revision: what a node checks to defend its own lease and to
+    /// notice a store that went back in time.
+    public func storedLease(subnet: IPv4Prefix) async throws -> (lease: RegisteredLease?, storeRevision: Int64) {
+        let key = key(for: subnet)
+        let (values, revision) = try await store.list(prefix: key)
+        guard let stored = values.first(where: { $0.key == key }), case .success(let lease) = decode(key: key, value: stored.value) else {
+            return (nil, revision)
+        }
+        return (RegisteredLease(lease: lease, storeLease: stored.lease, modRevision: stored.modRevision, createRevision: stored.createRevision),
+                revision)
     }
 
     /// Extends a lease by its TTL. Throws `StoreError.leaseNotFound` if it already lapsed.
@@ -193,6 +207,15 @@ public struct RegisteredLease: Sendable, Equatable {
     public var storeLease: Int64
     /// The key's mod revision, for compare-and-swap.
     public var modRevision: Int64
+    /// The revision the key was created at: the lease's age.
+    public var createRevision: Int64
+
+    public init(lease: Lease, storeLease: Int64, modRevision: Int64, createRevision: Int64) {
+        self.lease = lease
+        self.storeLease = storeLease
+        self.modRevision = modRevision
+        self.createRevision = createRevision
+    }
 }
 
 /// All leases at one revision, and the keys that could not be read.

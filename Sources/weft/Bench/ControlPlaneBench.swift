@@ -103,7 +103,7 @@ extension BenchCommand {
         func run() throws {
             let config = try NetworkConfigParser.parse(BenchCommand.syntheticConfig).config
             try BenchCommand.syntheticConfig.write(toFile: (pinDir as NSString).deletingLastPathComponent + "/net-conf.json", atomically: true, encoding: .utf8)
-            let settings = NodeSettings(network: config.network, subnet: IPv4Prefix("10.0.0.0/24")!, publicIP: IPv4Address("198.18.0.1")!,
+            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: IPv4Prefix("10.0.0.0/24")!, publicIP: IPv4Address("198.18.0.1")!,
                                         underlayInterface: "u1", backend: config.backend, vtepMAC: MACAddress("0a:58:00:00:00:01")!)
             var logger = Logger(label: "weft.bench")
             logger.logLevel = .warning
@@ -111,9 +111,9 @@ extension BenchCommand {
                 ? try BPFDataplane(settings: settings, pinDirectory: pinDir, programs: BPFPrograms.locate(), logger: logger)
                 : try KernelDataplane(settings: settings, logger: logger)
             try plane.setUp()
-            let peers = BenchCommand.syntheticPeers(count)
+            let peers = BenchCommand.syntheticPeers(count).enumerated().map { PeerLease($1, since: Int64($0)) }
             let start = ContinuousClock.now
-            try plane.apply(peers: peers)
+            try plane.apply(plane.plan(peers: peers))
             let elapsed = ContinuousClock.now - start
             print(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         }

@@ -76,8 +76,10 @@ struct DataplaneCommand: ParsableCommand {
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
         @OptionGroup var programs: Programs
 
-        func peerLeases() throws -> [Lease] {
-            try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0, what: "peers file"), source: $0) } ?? []
+        /// The peers file's leases, older first in the order the file lists them.
+        func peerLeases() throws -> PeerSet {
+            let leases = try peers.map { try LeaseJSON.decodeList(ConfigFile.read($0, what: "peers file"), source: $0) } ?? []
+            return PeerSet(leases.enumerated().map { PeerLease($1, since: Int64($0)) })
         }
 
         /// Selects the dataplane (logging why once) and builds it.
@@ -95,7 +97,7 @@ struct DataplaneCommand: ParsableCommand {
             guard let publicIP else { throw CommandFailure("--iface \(iface) has no IPv4 address; give one or pass --public-ip") }
             let selection = try DataplaneSelection.select(dataplane, probe: DataplaneProbe.run(programs: programs.programs))
             logger.notice("dataplane selected", metadata: ["mode": "\(selection.mode.rawValue)", "reason": "\(selection.reason)"])
-            let settings = NodeSettings(network: config.network, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
+            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
                                         backend: config.backend,
                                         vtepMAC: try vtepMAC(config.backend, mode: selection.mode, netlink))
             switch selection.mode {
@@ -124,10 +126,16 @@ struct DataplaneCommand: ParsableCommand {
         func run() throws {
             logging.bootstrap()
             let leases = try node.peerLeases()
-            let dataplane = try node.makeDataplane(logger: Logger(label: "weft.dataplane"))
+            let logger = Logger(label: "weft.dataplane")
+            let dataplane = try node.makeDataplane(logger: logger)
             try dataplane.setUp()
-            let report = try dataplane.apply(peers: leases)
-            print("\(dataplane.mode.rawValue) dataplane up: \(leases.count - report.ignored.count) peers, \(report.peersWritten) written, \(report.peersRemoved) removed")
+            let plan = try dataplane.plan(peers: leases.leases)
+            let report = try dataplane.apply(plan)
+            for rejection in plan.rejected {
+                logger.warning("rejected a lease; it is not programmed", metadata: ["subnet": "\(rejection.subnet)", "reason": "\(rejection.reason)"])
+            }
+            print("\(dataplane.mode.rawValue) dataplane up: \(plan.paths.count) peers, \(report.peersWritten) written, \(report.peersRemoved) removed"
+                  + (plan.rejected.isEmpty ? "" : ", \(plan.rejected.count) leases rejected"))
         }
     }
 
@@ -146,9 +154,9 @@ struct DataplaneCommand: ParsableCommand {
             try dataplane.setUp()
             let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: try node.peerLeases(), interval: .seconds(interval), logger: logger)
             try supervisor.reconcile()
-            let stop = StopSignal()
+            let stop = StopSignal { supervisor.stop() }
             logger.notice("dataplane running; SIGTERM to stop", metadata: ["mode": "\(dataplane.mode.rawValue)"])
-            try supervisor.run { stop.received }
+            try withExtendedLifetime(stop) { try supervisor.run() }
             logger.notice("stopping; the dataplane stays in place")
         }
     }
@@ -197,7 +205,7 @@ struct DataplaneCommand: ParsableCommand {
             try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
             guard let netConfigPath, let iface else { return }
             let config = try ConfigFile.load(netConfigPath).config
-            let settings = NodeSettings(network: config.network, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
+            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
                                         backend: config.backend, vtepMAC: MACAddress(bytes: [2, 0, 0, 0, 0, 0])!)
             try KernelDataplane(settings: settings, logger: logger).tearDown()
         }
@@ -205,26 +213,19 @@ struct DataplaneCommand: ParsableCommand {
 }
 
 /// SIGTERM and SIGINT, turned into a flag a loop can poll.
+/// Runs `action` once SIGTERM or SIGINT arrives, while this object lives.
 final class StopSignal {
-    private final class Flag: Sendable {
-        let raised = Mutex(false)
-    }
-
-    private let flag = Flag()
     private let sources: [any DispatchSourceSignal]
 
-    init() {
-        let flag = self.flag
+    init(_ action: @escaping @Sendable () -> Void) {
         sources = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { flag.raised.withLock { $0 = true } }
+            source.setEventHandler(handler: action)
             source.resume()
             return source
         }
     }
-
-    var received: Bool { flag.raised.withLock { $0 } }
 }
 
 extension DataplaneChoice: ExpressibleByArgument {}

@@ -7,8 +7,8 @@ import WeftStore
 struct LeasesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "leases",
-        abstract: "List, watch, acquire or revoke subnet leases in the lease store.",
-        subcommands: [List.self, Watch.self, Acquire.self, Revoke.self],
+        abstract: "List, watch, acquire, write or revoke subnet leases in the lease store.",
+        subcommands: [List.self, Watch.self, Acquire.self, Put.self, Revoke.self],
         defaultSubcommand: List.self
     )
 
@@ -125,6 +125,41 @@ struct LeasesCommand: AsyncParsableCommand {
             let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: ttl)
             let lease = try await acquirer.acquire(attributes: attributes, previousSubnet: previousSubnet.flatMap { IPv4Prefix($0) })
             print(json ? LeaseJSON.encode(lease.lease).serialized(keyOrder: LeaseJSON.keyOrder) : lease.lease.subnet.description)
+        }
+    }
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a lease by hand: a reservation (no TTL, as Flannel keeps them) or a repair.",
+            discussion: """
+                The value is Flannel's lease JSON, checked before it is written. A node whose own subnet is written this way \
+                puts its own lease back within seconds; peers check every lease before they program it.
+                """
+        )
+
+        @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var logging: LoggingOptions
+        @Argument(help: "The subnet, such as 10.244.3.0/24.")
+        var subnet: String
+        @Option(help: #"The lease JSON, such as {"PublicIP":"198.18.0.3","BackendType":"host-gw"}."#)
+        var value: String
+        @Option(help: "The lease's time to live in seconds; 0 keeps it until it is revoked.")
+        var ttl: Int64 = 0
+
+        func run() async throws {
+            logging.bootstrap()
+            guard let prefix = IPv4Prefix(subnet) else {
+                throw CommandFailure("\(subnet) is not a subnet such as 10.244.3.0/24")
+            }
+            do {
+                _ = try LeaseAttributes.parse(Data(value.utf8))
+            } catch {
+                throw CommandFailure("--value: \(error.reason); give Flannel's lease JSON, such as {\"PublicIP\":\"198.18.0.3\",\"BackendType\":\"host-gw\"}")
+            }
+            let registry = try storeOptions.makeRegistry()
+            let lease = ttl > 0 ? try await registry.store.grantLease(ttlSeconds: ttl).id : 0
+            _ = try await registry.store.put(registry.key(for: prefix), value: Array(value.utf8), lease: lease, ifModRevision: nil)
+            print("wrote the lease of \(prefix)" + (ttl > 0 ? " for \(ttl) s" : ", with no TTL"))
         }
     }
 

@@ -56,7 +56,7 @@ struct StatusCommand: ParsableCommand {
         table.add("health", running ? (field("ready") == "yes" ? "running, ready" : "running, not ready") : "not running (last state below)")
         for (label, key) in [("subnet", "subnet"), ("network", "network"), ("public IP", "publicIP"), ("interface", "interface"),
                              ("chosen by", "interfaceRule"), ("backend", "backend"), ("VTEP MAC", "vtepMAC"), ("lease expires", "leaseExpiration"),
-                             ("dataplane", "dataplane"), ("because", "dataplaneReason"), ("last error", "lastError")] {
+                             ("dataplane", "dataplane"), ("because", "dataplaneReason"), ("not ready because", "notReadyReason")] {
             table.add(label, field(key))
         }
         print(table.rendered())
@@ -67,6 +67,14 @@ struct StatusCommand: ParsableCommand {
                 peerTable.add(value("subnet"), value("publicIP"), value("backendType"), value("vtepMAC"))
             }
             print("\n" + peerTable.rendered())
+        }
+        if case .array(let rejected)? = status["rejectedLeases"], !rejected.isEmpty {
+            var rejectedTable = TextTable("REJECTED LEASE", "PUBLIC IP", "WHY")
+            for case .object(let lease) in rejected {
+                func value(_ key: String) -> String { if case .string(let text)? = lease[key] { return text }; return "-" }
+                rejectedTable.add(value("subnet"), value("publicIP"), value("detail"))
+            }
+            print("\n" + rejectedTable.rendered())
         }
         if !attachPoints.isEmpty { print("\nattached: " + attachPoints.joined(separator: "; ")) }
         if !counters.isEmpty { print("counters: " + counters.filter { $0.1 > 0 }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")) }

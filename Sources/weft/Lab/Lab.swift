@@ -115,7 +115,7 @@ struct Lab {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
             throw CommandFailure("--store etcd needs etcd: install etcd-server (scripts/setup does)")
         }
-        try ip(["-n", state.underlayNamespace, "addr", "add", "198.18.0.254/24", "dev", "br0"])
+        try ip(["-n", state.underlayNamespace, "addr", "replace", "198.18.0.254/24", "dev", "br0"])
         try ip(["-n", state.underlayNamespace, "link", "set", "lo", "up"])
         let endpoint = "http://198.18.0.254:2379"
         let log = "\(directory)/etcd.log"
@@ -211,6 +211,27 @@ struct Lab {
         return failures
     }
 
+    // MARK: bad days
+
+    /// Replaces the lab's etcd with an empty one on the same endpoint, as a restore from an
+    /// old snapshot or a lost etcd would: every revision starts over. The network config is
+    /// put back (an operator restoring a cluster would); the leases are the daemons' to
+    /// re-create.
+    func wipeStore(_ state: inout LabState) throws {
+        guard state.etcdEndpoint != nil else { throw CommandFailure("lab \(name) runs on the embedded store; wipe-store needs `weft lab up --store etcd`") }
+        stopEtcd(state)
+        try FileManager.default.removeItem(atPath: "\(directory)/etcd")
+        try startEtcd(&state)
+        try Command.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", "\(directory)/net-conf.json"] + state.storeArguments)
+    }
+
+    private func stopEtcd(_ state: LabState?) {
+        guard let pid = state?.etcdPID, Self.commandLine(pid).contains(where: { $0.hasSuffix("etcd") }),
+              Self.commandLine(pid).contains("\(directory)/etcd") else { return }
+        kill(pid, SIGKILL)
+        for _ in 0..<50 where kill(pid, 0) == 0 && !Self.commandLine(pid).isEmpty { usleep(100_000) }
+    }
+
     // MARK: down
 
     /// Ends the daemons it started (by PID, after checking the PID is still a weft daemon),
@@ -224,9 +245,8 @@ struct Lab {
             if Self.isWeftDaemon(pid) { kill(pid, SIGKILL) }
             progress("stopped the daemon of \(node.name) (pid \(pid))")
         }
-        if let pid = state?.etcdPID, Self.commandLine(pid).contains(where: { $0.hasSuffix("etcd") }),
-           Self.commandLine(pid).contains("\(directory)/etcd") {
-            kill(pid, SIGKILL)
+        if let pid = state?.etcdPID, !Self.commandLine(pid).isEmpty {
+            stopEtcd(state)
             progress("stopped the lab's etcd (pid \(pid))")
         }
         for namespace in try existingNamespaces().sorted(by: >) {

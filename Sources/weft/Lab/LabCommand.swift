@@ -8,7 +8,7 @@ struct LabCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "A Weft cluster on this machine: node namespaces, a daemon each, pods through weft-cni.",
-        subcommands: [Up.self, Status.self, Check.self, Exec.self, Restart.self, Down.self])
+        subcommands: [Up.self, Status.self, Check.self, Exec.self, Restart.self, WipeStore.self, Down.self])
 
     struct Name: ParsableArguments {
         @Option(help: "The lab's name: namespaces are weft-<name>-*, files under /run/weft-<name>.")
@@ -152,6 +152,19 @@ struct LabCommand: ParsableCommand {
             var state = try name.state()
             let (pid, subnet) = try name.lab.restart(node, in: &state)
             print("node \(node): daemon pid \(pid), ready, subnet \(subnet)")
+        }
+    }
+
+    struct WipeStore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the lab's etcd with an empty one (a restore from an old snapshot, or a lost etcd); the daemons must recover.")
+        @OptionGroup var name: Name
+
+        func run() throws {
+            var state = try name.state()
+            try name.lab.wipeStore(&state)
+            try state.save()
+            print("lab \(state.name): etcd is empty again at \(state.etcdEndpoint ?? "?") (pid \(state.etcdPID ?? 0)), with the network config")
         }
     }
 

@@ -1,0 +1,133 @@
+import Foundation
+import Glibc
+import Testing
+import WeftTestSupport
+
+/// The control plane on a bad day: a hostile or broken store, a second daemon, lost pins
+/// and routes. Each test reproduces what an operator saw and checks what the node does and
+/// what it tells them.
+@Suite("weft daemon on a bad day", .enabled(if: isRoot, "needs root for namespaces and BPF"))
+struct BadDayTests {
+    func status(_ lab: LabFixture, _ node: String) throws -> [String: Any] {
+        let output = try lab.inNode(node, ["status", "--json"]).stdout
+        return try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func leases(_ lab: LabFixture, from node: String) throws -> [String: String] {
+        let output = try lab.inNode(node, ["leases", "--json"]).stdout
+        let leases = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] ?? []
+        return Dictionary(uniqueKeysWithValues: leases.map { ($0["subnet"] as? String ?? "?", $0["publicIP"] as? String ?? "?") })
+    }
+
+    @Test("Our own lease overwritten (another PublicIP and VTEP MAC): the node writes its own back and says what was there",
+          arguments: ["embedded", "etcd"])
+    func ownLeaseOverwritten(store: String) throws {
+        let lab = try LabFixture(nodes: 2, store: store)
+        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
+        let forged = #"{"PublicIP":"198.18.0.66","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:00:00:00:66"}}"#
+        let put = try lab.inNode("n2", ["leases", "put", subnet, "--value", forged])
+        #expect(put.succeeded, "\(put.stderr)")
+        #expect(try waitUntil(seconds: 10) { try leases(lab, from: "n2")[subnet] == "198.18.0.1" }, "n1 put its lease back")
+        let log = lab.log("n1")
+        #expect(log.contains("another writer changed our lease; writing ours back"), "\(log.suffix(2000))")
+        #expect(log.contains("198.18.0.66"), "the warning names what was there")
+        #expect(try waitUntil(seconds: 10) { try lab.peers(of: "n2").contains(subnet) })
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+        #expect(try status(lab, "n1")["leaseDefended"] as? Int ?? 0 >= 1)
+    }
+
+    @Test("Hostile peer leases are rejected, each logged once with its reason, listed in weft status, and nothing is programmed")
+    func hostilePeerLeases() throws {
+        let lab = try LabFixture(nodes: 2)
+        let n2 = try lab.node("n2")["subnet"] as? String ?? "?"
+        let mac = #""BackendData":{"VNI":1,"VtepMAC":"0a:58:00:00:00:99"}"#
+        let hostile = [
+            ("0.0.0.0/0", #"{"PublicIP":"198.18.0.99","BackendType":"vxlan",\#(mac)}"#, "outside_network"),
+            (n2.replacingOccurrences(of: "/24", with: "/25"), #"{"PublicIP":"198.18.0.98","BackendType":"vxlan",\#(mac)}"#, "wrong_prefix_length"),
+            ("10.244.250.0/24", #"{"PublicIP":"198.18.0.97","BackendType":"vxlan","BackendData":{"VNI":7,"VtepMAC":"0a:58:00:00:00:97"}}"#, "foreign_vni"),
+            ("10.244.251.0/24", #"{"PublicIP":"198.18.0.96","BackendType":"host-gw"}"#, "foreign_backend"),
+        ]
+        for (subnet, value, _) in hostile {
+            let put = try lab.inNode("n2", ["leases", "put", subnet, "--value", value])
+            #expect(put.succeeded, "\(subnet): \(put.stderr)")
+        }
+        let listed = try waitUntil(seconds: 10) { (try status(lab, "n1")["rejectedLeases"] as? [[String: Any]])?.count == hostile.count }
+        #expect(listed)
+        let rejected = try status(lab, "n1")["rejectedLeases"] as? [[String: Any]] ?? []
+        for (subnet, _, reason) in hostile {
+            #expect(rejected.contains { $0["subnet"] as? String == subnet && $0["reason"] as? String == reason }, "\(subnet): \(rejected)")
+        }
+        #expect(try lab.peers(of: "n1") == [n2], "only the real peer is programmed")
+        // Several full passes later, each rejection is still in the log once.
+        sleep(5)
+        let log = lab.log("n1")
+        for (subnet, _, _) in hostile {
+            let lines = log.split(separator: "\n").filter { $0.contains("rejected a lease") && $0.contains("subnet=\(subnet) ") }
+            #expect(lines.count == 1, "\(subnet): \(lines)")
+        }
+        let text = try lab.inNode("n1", ["status"]).stdout
+        #expect(text.contains("the subnet is outside the cluster network 10.244.0.0/16"), "\(text)")
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("A second daemon on a node exits at once, naming the PID that runs it; the first is untouched")
+    func secondDaemon() throws {
+        let lab = try LabFixture(nodes: 2)
+        let n1 = try lab.node("n1")
+        let pid = n1["pid"] as? Int ?? 0
+        let directory = "\(lab.directory)/n1"
+        let start = ContinuousClock.now
+        let second = try Command.run(["ip", "netns", "exec", n1["namespace"] as? String ?? "?", WeftProcess.binary, "daemon",
+                                      "--store-file", "\(lab.directory)/leases.db", "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env",
+                                      "--pin-dir", "\(directory)/bpf", "--status-file", "\(directory)/status-2.json", "--dataplane", "bpf"])
+        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("another weft daemon (pid \(pid)) already runs this node"), "\(second.stderr)")
+        #expect(second.stderr.contains("kill \(pid)"))
+        #expect(kill(pid_t(pid), 0) == 0, "the first daemon still runs")
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("etcd replaced by an empty one: every node re-creates its lease with the same subnet and sees a node that joins afterwards")
+    func etcdWiped() throws {
+        let lab = try LabFixture(nodes: 2, store: "etcd")
+        let before = try leases(lab, from: "n1")
+        let wipe = try lab.weft(["lab", "wipe-store"])
+        #expect(wipe.succeeded, "\(wipe.stderr)")
+        #expect(try waitUntil(seconds: 20) { try leases(lab, from: "n1") == before }, "both leases are back with the same subnets")
+        // A node that joins the new store: both daemons watch from its new revisions.
+        let newcomer = #"{"PublicIP":"198.18.0.50","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:00:00:00:50"}}"#
+        #expect(try lab.inNode("n1", ["leases", "put", "10.244.200.0/24", "--value", newcomer]).succeeded)
+        #expect(try waitUntil(seconds: 10) { try lab.peers(of: "n1").contains("10.244.200.0/24") })
+        #expect(try waitUntil(seconds: 10) { try lab.peers(of: "n2").contains("10.244.200.0/24") })
+        #expect(lab.log("n1").contains("the lease store went back in time"))
+        #expect(try status(lab, "n1")["storeResyncs"] as? Int ?? 0 >= 1)
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("Pins deleted: the node pins its maps again from the running programs, keeps its pods, and says so")
+    func pinsDeleted() throws {
+        let lab = try LabFixture(nodes: 2)
+        let pins = "\(lab.directory)/n1/bpf"
+        for pin in try FileManager.default.contentsOfDirectory(atPath: pins) { unlink("\(pins)/\(pin)") }
+        #expect(try waitUntil(seconds: 10) { lab.log("n1").contains("were gone: pinned 4 maps again from the running programs") },
+                "\(lab.log("n1").suffix(1500))")
+        let pod = (try lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
+        #expect(try lab.inNode("n1", ["maps", "endpoints", "--json"]).stdout.contains(pod), "the pod's endpoint was kept")
+        #expect(try waitUntil(seconds: 5) { try status(lab, "n1")["ready"] as? Bool == true })
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("Every route through the overlay device flushed: the node puts them back and traffic recovers", arguments: ["bpf", "kernel"])
+    func routesFlushed(dataplane: String) throws {
+        let lab = try LabFixture(nodes: 2, dataplane: dataplane)
+        let device = dataplane == "bpf" ? "weft.1" : "flannel.1"
+        let flush = try lab.weft(["lab", "exec", "n1", "--", "ip", "route", "flush", "dev", device])
+        #expect(flush.succeeded, "\(flush.stderr)")
+        #expect(try waitUntil(seconds: 10) {
+            try lab.weft(["lab", "exec", "n1", "--", "ip", "route", "show", "dev", device]).stdout.contains("10.244.")
+        }, "the routes through \(device) are back")
+        #expect(try waitUntil(seconds: 5) { lab.log("n1").contains("repaired the dataplane") })
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+}
