@@ -76,6 +76,7 @@ let package = Package(
                 "WeftCore", "WeftStore", "WeftBPF", "WeftNetlink", "WeftDataplane",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
 
@@ -107,7 +108,8 @@ let package = Package(
         .target(name: "WeftShell", dependencies: ["CWeftShell"]),
 
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
-        .target(name: "WeftTestSupport", dependencies: ["WeftShell"], path: "Tests/WeftTestSupport"),
+        .target(name: "WeftTestSupport", dependencies: ["WeftShell", .product(name: "Logging", package: "swift-log")],
+                path: "Tests/WeftTestSupport"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),
@@ -118,6 +120,8 @@ let package = Package(
         .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport"]),
         .testTarget(name: "WeftBenchTests", dependencies: ["WeftBench"]),
         .testTarget(name: "WeftShellTests", dependencies: ["WeftShell"]),
+        .testTarget(name: "WeftDaemonTests", dependencies: ["WeftDaemon", "WeftDataplane", "WeftStore", "WeftCore", "WeftTestSupport", "CSQLite",
+                                                            .product(name: "Logging", package: "swift-log")]),
     ],
     swiftLanguageModes: [.v6]
 )

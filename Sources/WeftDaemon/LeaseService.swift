@@ -96,20 +96,14 @@ struct LeaseService: Service {
         let ours = shared.lease.withLock { $0 }
         switch event {
         case .put(let lease, let revision):
-            if shared.history.withLock({ $0.observe(revision) }) {
-                try await resync(shared, storeRevision: revision)
-                return
-            }
+            shared.history.withLock { $0.observe(event: revision) }
             if lease.subnet == ours.lease.subnet {
                 try await defend(shared, found: lease.attributes, modRevision: revision)
             } else {
                 supervisor.put(lease, revision: revision)
             }
         case .delete(let subnet, let revision):
-            if shared.history.withLock({ $0.observe(revision) }) {
-                try await resync(shared, storeRevision: revision)
-                return
-            }
+            shared.history.withLock { $0.observe(event: revision) }
             if subnet == ours.lease.subnet {
                 logger.warning("our lease was deleted; re-creating it", metadata: ["subnet": "\(subnet)"])
                 try await reacquire(shared)
@@ -172,7 +166,7 @@ struct LeaseService: Service {
     private func verify(_ shared: Shared) async throws {
         let subnet = shared.lease.withLock { $0.lease.subnet }
         let (stored, storeRevision) = try await registry.storedLease(subnet: subnet)
-        if shared.history.withLock({ $0.observe(storeRevision) }) {
+        if shared.history.withLock({ $0.observe(current: storeRevision) }) {
             try await resync(shared, storeRevision: storeRevision)
             return
         }
@@ -241,7 +235,7 @@ struct LeaseService: Service {
             try await defend(shared, found: found, modRevision: modRevision)
         }
         state.update { $0.storeResyncs += 1 }
-        shared.restartWatch.withLock { $0?.yield() }
+        _ = shared.restartWatch.withLock { $0?.yield() }
     }
 }
 

@@ -4,51 +4,59 @@ import ServiceLifecycle
 import WeftBPF
 import WeftCore
 import WeftDataplane
-import WeftNetlink
+import Synchronization
+import UnixSignals
 import WeftStore
 
 /// One node: load the network config, choose the interface, acquire (or reclaim) the lease,
 /// write subnet.env, set up the dataplane, then keep all of it current as services: the
-/// lease watch, lease renewal, the dataplane supervisor and the health endpoint.
+/// lease watch and defence, the dataplane supervisor, the status file and the health
+/// endpoint. The composition root: the store, the host and the dataplanes come in from
+/// outside, so tests assemble the same daemon from their own parts.
 public final class NodeDaemon: Sendable {
     public let settings: DaemonSettings
     public let registry: SubnetRegistry
+    public let host: any NodeHost
+    public let dataplanes: any DataplaneFactory
     public let state: DaemonState
     private let logger: Logger
+    private let group = Mutex<ServiceGroup?>(nil)
 
-    public init(settings: DaemonSettings, registry: SubnetRegistry, logger: Logger) {
+    public init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger) {
         self.settings = settings
         self.registry = registry
+        self.host = host
+        self.dataplanes = dataplanes
         self.logger = logger
         state = DaemonState(statusFile: settings.statusFile)
     }
 
-    public func run() async throws {
-        if !EffectiveCapabilities.current.has(EffectiveCapabilities.netAdmin) {
-            throw DaemonError("missing capability CAP_NET_ADMIN: the daemon programs routes, devices and TC filters; run it as root or grant CAP_NET_ADMIN (and CAP_BPF for the BPF dataplane)")
-        }
+    /// Runs until SIGTERM or SIGINT (or `shutDown()`); the dataplane stays in place.
+    public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
+        if let problem = host.missingPrivilege() { throw DaemonError(problem) }
         let lock = try NodeLock(path: settings.lockFile)
         let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
-        let netlink = try NetlinkSocket()
-        let selection = try chooseInterface(netlink)
-        guard let underlay = try netlink.link(named: selection.interface) else { throw DaemonError("interface \(selection.interface) vanished while the daemon started; check the host network and start it again") }
+        let interfaces = try host.interfaces()
+        let selection = try chooseInterface(interfaces)
+        guard let underlayMTU = interfaces.mtus[selection.interface] else {
+            throw DaemonError("interface \(selection.interface) vanished while the daemon started; check the host network and start it again")
+        }
         let publicIP = settings.publicIP ?? selection.address
         logger.notice("using interface", metadata: ["interface": "\(selection.interface)", "address": "\(selection.address)",
                                                     "public-ip": "\(publicIP)", "rule": "\(selection.rule)"])
 
-        let choice = try DataplaneSelection.select(settings.dataplane, probe: DataplaneProbe.run(programs: settings.programs))
+        let choice = try dataplanes.select(settings.dataplane)
         logger.notice("dataplane selected", metadata: ["mode": "\(choice.mode.rawValue)", "reason": "\(choice.reason)"])
-        let attributes = leaseAttributes(config.backend, publicIP: publicIP, mode: choice.mode, netlink)
+        let attributes = leaseAttributes(config.backend, publicIP: publicIP, mode: choice.mode)
         let previous = (try? String(contentsOfFile: settings.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
-        let hostAddresses = Set(try netlink.addresses().map(\.address))
         let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: settings.leaseTTLSeconds, logger: logger)
         let lease = try await withStoreRetry("acquire a lease") {
-            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet, hostAddresses: hostAddresses)
+            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet, hostAddresses: interfaces.addresses)
         }
         let vtepMAC = lease.lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
         let node = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: lease.lease.subnet, publicIP: publicIP,
                                 underlayInterface: selection.interface, backend: config.backend, vtepMAC: vtepMAC)
-        try writeSubnetFile(node, underlayMTU: underlay.mtu)
+        try writeSubnetFile(node, underlayMTU: underlayMTU)
         state.update {
             $0.subnet = node.subnet
             $0.network = node.network
@@ -64,15 +72,14 @@ public final class NodeDaemon: Sendable {
             $0.subnetFileWritten = true
         }
 
-        let dataplane: any Dataplane = switch choice.mode {
-        case .bpf: try BPFDataplane(settings: node, pinDirectory: settings.pinDirectory, programs: settings.programs, logger: logger)
-        case .kernel: try KernelDataplane(settings: node, logger: logger)
-        }
+        let dataplane = try dataplanes.make(node, mode: choice.mode, logger: logger)
         try dataplane.setUp()
         let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
         let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })
         let state = self.state
-        let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger) { observation in
+        let dataplanes = self.dataplanes
+        let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger,
+                                             changes: { try dataplanes.namespaceChanges() }) { observation in
             state.update { $0.record(observation) }
         }
         try supervisor.applyPeers()
@@ -80,37 +87,36 @@ public final class NodeDaemon: Sendable {
         logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(state.current.peers.count)", "dataplane": "\(choice.mode.rawValue)"])
 
         let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: lease.lease.attributes,
-                                  hostAddresses: hostAddresses, listedRevision: listing.revision, renewMargin: settings.renewMargin,
+                                  hostAddresses: interfaces.addresses, listedRevision: listing.revision, renewMargin: settings.renewMargin,
                                   checkInterval: settings.leaseCheckInterval, supervisor: supervisor, state: state, logger: logger)
         var services: [any Service] = [StatusWriter(state: state), SupervisorService(supervisor: supervisor, state: state), leases]
         if settings.healthPort != 0 {
             services.append(try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
                                              responder: HealthResponder(state: state).respond))
         }
-        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger)
+        self.group.withLock { $0 = group }
         try await group.run()
         withExtendedLifetime(lock) {}
         logger.notice("stopped; the dataplane stays in place so pods keep talking")
     }
 
-    private func chooseInterface(_ netlink: NetlinkSocket) throws -> InterfaceSelection {
-        let links = try netlink.links()
-        let addresses = try netlink.addresses()
-        let candidates = links.map { link in
-            CandidateInterface(name: link.name, addresses: addresses.filter { $0.interfaceIndex == link.index }.map(\.address),
-                               isUp: link.isUp, isLoopback: link.name == "lo")
-        }
-        func name(_ index: Int32?) -> String? { links.first { $0.index == index }?.name }
+    /// Stops a running daemon as SIGTERM would.
+    public func shutDown() async {
+        await group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+
+    private func chooseInterface(_ interfaces: HostInterfaces) throws -> InterfaceSelection {
         var request = settings.interfaces
         if let target = settings.canReach {
-            guard let index = try netlink.outgoingInterface(toward: target) else {
+            guard let name = try host.interface(toward: target) else {
                 throw DaemonError("--iface-can-reach \(target): no route to it from this host")
             }
-            request.canReachInterface = name(index)
+            request.canReachInterface = name
         }
-        request.defaultRouteInterface = name(try netlink.routes().first { $0.destination.length == 0 }?.interfaceIndex)
+        request.defaultRouteInterface = interfaces.defaultRouteInterface
         do {
-            return try InterfaceSelection.choose(request, from: candidates)
+            return try InterfaceSelection.choose(request, from: interfaces.candidates)
         } catch {
             throw DaemonError(error.description)
         }
@@ -118,9 +124,9 @@ public final class NodeDaemon: Sendable {
 
     /// The lease this node advertises. The VTEP MAC starts as the device's current one,
     /// so a restart keeps it even before the store is read; the acquirer keeps the lease's.
-    private func leaseAttributes(_ backend: Backend, publicIP: IPv4Address, mode: DataplaneMode, _ netlink: NetlinkSocket) -> LeaseAttributes {
+    private func leaseAttributes(_ backend: Backend, publicIP: IPv4Address, mode: DataplaneMode) -> LeaseAttributes {
         guard case .vxlan(let options) = backend else { return .hostGateway(publicIP: publicIP) }
-        return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: mode.currentOrNewVTEPMAC(vni: options.vni, netlink))
+        return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: dataplanes.currentOrNewVTEPMAC(vni: options.vni, mode: mode))
     }
 
     private func writeSubnetFile(_ node: NodeSettings, underlayMTU: UInt32) throws {

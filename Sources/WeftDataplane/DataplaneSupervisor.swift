@@ -1,4 +1,3 @@
-import CNetlink
 import Foundation
 import Logging
 import Synchronization
@@ -34,9 +33,14 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         case failed(String)
     }
 
+    private let makeChanges: @Sendable () throws -> any NamespaceChanges
+
+    /// - Parameter changes: what tells the supervisor the host network changed; netlink by default.
     public init(dataplane: any Dataplane, peers: PeerSet, interval: Duration = .seconds(2), logger: Logger,
+                changes: @escaping @Sendable () throws -> any NamespaceChanges = { try NetlinkNamespaceChanges() },
                 observer: @escaping @Sendable (Observation) -> Void = { _ in }) {
         self.dataplane = dataplane
+        makeChanges = changes
         pending = Mutex((peers, false, false))
         self.interval = interval
         self.logger = logger
@@ -121,8 +125,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     /// Watches and repairs until `stop()`. It sleeps until a lease change, a change in the
     /// namespace or the timer; a failed pass is logged and retried on the next one.
     public func run() throws {
-        let groups = [RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH, RTNLGRP_TC].map { UInt32($0.rawValue) }
-        let events = try NetlinkSocket(groups: groups)
+        let events = try makeChanges()
         let clock = ContinuousClock()
         // A burst of namespace changes (our own repairs among them) settles for this long
         // before the one full pass it causes.
@@ -131,14 +134,14 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         var namespaceChanged = false
         while true {
             let until = namespaceChanged ? min(nextFullPass, clock.now + settle) : nextFullPass
-            let (changes, overrun) = try events.waitForChanges(timeoutMilliseconds: Self.milliseconds(until - clock.now), wake: wakeup.descriptor)
+            let namespaceChangedNow = try events.wait(timeoutMilliseconds: Self.milliseconds(until - clock.now), wake: wakeup.descriptor)
             wakeup.drain()
             let (changed, stopped) = pending.withLock { ($0.changed, $0.stopped) }
             if stopped { return }
             if changed {
                 attempt("apply the new peers") { try applyPeers() }
             }
-            if changes > 0 || overrun {
+            if namespaceChangedNow {
                 namespaceChanged = true
                 continue
             }

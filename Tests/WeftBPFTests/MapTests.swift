@@ -25,7 +25,16 @@ struct MapTests {
         #expect {
             _ = try BPFObject(path: "/nonexistent/from_pod.bpf.o", pinDirectory: pins.path)
         } throws: { error in
-            "\(error)".contains("open BPF object /nonexistent/from_pod.bpf.o") && "\(error)".contains("make -C bpf")
+            "\(error)".contains("open BPF object /nonexistent/from_pod.bpf.o") && "\(error)".contains("weft dataplane compile")
+        }
+    }
+
+    @Test("Missing pins are named as missing pins, not as unbuilt programs")
+    func missingPinsSayWhatHappened() {
+        #expect {
+            _ = try PinnedMaps(directory: pins.path + "/absent")
+        } throws: { error in
+            "\(error)".contains("the pins are gone") && !"\(error)".contains("compile")
         }
     }
 

@@ -156,13 +156,16 @@ struct OwnLeaseTests {
         #expect(forged.summary == "PublicIP 198.18.0.66, backend vxlan, VNI 1, VtepMAC 0a:58:00:00:00:66")
     }
 
-    @Test("A store whose revision goes down went back in time; starting over accepts its new revisions")
+    @Test("A store whose current revision goes down went back in time; old watch events do not; starting over accepts the new revisions")
     func storeGoesBackInTime() {
         var history = StoreHistory(revision: 500)
-        let wentBack = [501, 501, 12].map { history.observe($0) }
+        let wentBack = [501, 501, 12].map { history.observe(current: $0) }
         #expect(wentBack == [false, false, true])
+        history.observe(event: 620)
+        history.observe(event: 610)
+        #expect(history.highestRevision == 620, "a late event is old news, not a store going back")
         history.restart(at: 12)
-        let afterRestart = history.observe(13)
+        let afterRestart = history.observe(current: 13)
         #expect(!afterRestart)
         #expect(history.highestRevision == 13)
     }

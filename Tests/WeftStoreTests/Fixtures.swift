@@ -18,39 +18,6 @@ final class ManualClock: @unchecked Sendable {
     }
 }
 
-/// Collects log lines so tests can check what was warned about.
-final class LogRecorder: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-
-    var messages: [String] { lock.withLock { lines } }
-
-    func logger() -> Logger {
-        Logger(label: "test") { _ in RecordingHandler(recorder: self) }
-    }
-
-    fileprivate func append(_ line: String) {
-        lock.withLock { lines.append(line) }
-    }
-}
-
-private struct RecordingHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        let fields = (metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-        recorder.append("\(level) \(message) \(fields)")
-    }
-}
-
 /// Collects `count` items from a stream, failing if they do not arrive within `seconds`.
 func collect<T: Sendable>(_ count: Int, from stream: AsyncThrowingStream<T, any Error>, within seconds: Double = 10) async throws -> [T] {
     try await withThrowingTaskGroup(of: [T].self) { group in

@@ -17,8 +17,10 @@ public enum OwnLeaseVerdict: Sendable, Equatable {
 }
 
 /// The store's history as this node has seen it: the highest revision it has read. etcd's
-/// revisions only grow, so a lower one means the store was restored from a snapshot or
-/// wiped and recreated: whatever the node watched from is gone, and it must list again.
+/// revisions only grow, so a store whose current revision is lower than one seen before was
+/// restored from a snapshot or wiped and recreated: whatever the node watched from is gone,
+/// and it must list again. Watch events arrive behind the store's current revision, so an
+/// old event says nothing; only a current revision can show the store went back.
 public struct StoreHistory: Sendable, Equatable {
     public private(set) var highestRevision: Int64
 
@@ -26,8 +28,14 @@ public struct StoreHistory: Sendable, Equatable {
         highestRevision = revision
     }
 
-    /// Takes in a revision the store reported; true when it is lower than one seen before.
-    public mutating func observe(_ revision: Int64) -> Bool {
+    /// Takes in the revision of a watch event.
+    public mutating func observe(event revision: Int64) {
+        highestRevision = max(highestRevision, revision)
+    }
+
+    /// Takes in the store's current revision (a read's header); true when it is lower than
+    /// one seen before: the store went back in time.
+    public mutating func observe(current revision: Int64) -> Bool {
         if revision < highestRevision { return true }
         highestRevision = revision
         return false

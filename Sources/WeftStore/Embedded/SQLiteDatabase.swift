@@ -8,6 +8,13 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public let code: Int32
     public let message: String
 
+    public init(operation: String, path: String, code: Int32, message: String) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+        self.message = message
+    }
+
     public var description: String {
         "\(operation) on lease database \(path): \(message) (SQLite code \(code))"
     }

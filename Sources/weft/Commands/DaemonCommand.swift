@@ -54,7 +54,8 @@ struct DaemonCommand: AsyncParsableCommand {
         let settings = try resolvedSettings(environment: ProcessInfo.processInfo.environment)
         let registry = try store.makeRegistry()
         do {
-            try await NodeDaemon(settings: settings, registry: registry, logger: logger).run()
+            try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
+                                 dataplanes: SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory), logger: logger).run()
         } catch let error as OutOfSubnetsError {
             throw CommandFailure("\(error)")
         } catch let error as NetworkConfigLoadError {

@@ -1,0 +1,193 @@
+import CSQLite
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+import WeftCore
+import WeftDaemon
+import WeftDataplane
+import WeftStore
+import WeftTestSupport
+
+/// A host with one interface, eth0 at 198.18.0.1/24: no netlink, no root.
+struct TestHost: NodeHost {
+    var address = IPv4Address("198.18.0.1")!
+
+    func missingPrivilege() -> String? { nil }
+
+    func interfaces() throws -> HostInterfaces {
+        HostInterfaces(candidates: [CandidateInterface(name: "lo", addresses: [IPv4Address("127.0.0.1")!], isLoopback: true),
+                                    CandidateInterface(name: "eth0", addresses: [address])],
+                       defaultRouteInterface: "eth0", mtus: ["lo": 65536, "eth0": 1500])
+    }
+
+    func interface(toward target: IPv4Address) throws -> String? { "eth0" }
+}
+
+/// A dataplane that only records the plans it is given.
+final class RecordingDataplane: Dataplane, @unchecked Sendable {
+    let mode = DataplaneMode.bpf
+    let settings: NodeSettings
+    private let applied = Mutex<[PeerPlan]>([])
+
+    init(settings: NodeSettings) {
+        self.settings = settings
+    }
+
+    var plans: [PeerPlan] { applied.withLock { $0 } }
+    var lastPlan: PeerPlan? { plans.last }
+
+    func setUp() throws {}
+    func underlayNetworks() throws -> [IPv4Prefix] { [IPv4Prefix("198.18.0.0/24")!] }
+    func apply(_ plan: PeerPlan) throws -> ApplyReport {
+        applied.withLock { $0.append(plan) }
+        return ApplyReport()
+    }
+    func repair() throws -> [String] { [] }
+    func tearDown() throws {}
+}
+
+/// Hands out recording dataplanes; the host network never changes under them.
+final class RecordingDataplanes: DataplaneFactory, @unchecked Sendable {
+    private let made = Mutex<RecordingDataplane?>(nil)
+
+    var dataplane: RecordingDataplane? { made.withLock { $0 } }
+
+    func select(_ choice: DataplaneChoice) throws -> DataplaneSelection {
+        try DataplaneSelection.select(.bpf, probe: DataplaneProbe(reasons: []))
+    }
+
+    func currentOrNewVTEPMAC(vni: UInt32, mode: DataplaneMode) -> MACAddress { MACAddress("0a:58:00:00:00:01")! }
+
+    func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane {
+        let dataplane = RecordingDataplane(settings: node)
+        made.withLock { $0 = dataplane }
+        return dataplane
+    }
+
+    func namespaceChanges() throws -> any NamespaceChanges { QuietNamespace() }
+}
+
+/// A namespace where nothing changes: waits until woken or the time is up.
+struct QuietNamespace: NamespaceChanges {
+    func wait(timeoutMilliseconds: Int32, wake: Int32) throws -> Bool {
+        var poller = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
+        _ = poll(&poller, 1, timeoutMilliseconds)
+        return false
+    }
+}
+
+/// A store whose writes fail while `failing` is set, as a full or read-only disk fails them.
+final class FailingWrites: KeyValueStore, @unchecked Sendable {
+    let store: any KeyValueStore
+    let failing = Mutex(false)
+    var location: String { store.location }
+
+    init(_ store: any KeyValueStore) {
+        self.store = store
+    }
+
+    private func check() throws {
+        if failing.withLock({ $0 }) {
+            throw SQLiteError(operation: "write", path: store.location, code: SQLITE_READONLY, message: "attempt to write a readonly database")
+        }
+    }
+
+    func get(_ key: String) async throws -> StoredValue? { try await store.get(key) }
+    func list(prefix: String) async throws -> (values: [StoredValue], revision: Int64) { try await store.list(prefix: prefix) }
+    func grantLease(ttlSeconds: Int64) async throws -> StoreLease { try check(); return try await store.grantLease(ttlSeconds: ttlSeconds) }
+    func keepAlive(lease: Int64) async throws -> StoreLease { try check(); return try await store.keepAlive(lease: lease) }
+    func expiration(ofLease lease: Int64) async throws -> Date? { try await store.expiration(ofLease: lease) }
+    func revokeLease(_ lease: Int64) async throws { try check(); try await store.revokeLease(lease) }
+    func createIfAbsent(_ key: String, value: [UInt8], lease: Int64) async throws -> Int64? {
+        try check()
+        return try await store.createIfAbsent(key, value: value, lease: lease)
+    }
+    func put(_ key: String, value: [UInt8], lease: Int64, ifModRevision: Int64?) async throws -> Int64? {
+        try check()
+        return try await store.put(key, value: value, lease: lease, ifModRevision: ifModRevision)
+    }
+    func delete(_ key: String) async throws -> Bool { try check(); return try await store.delete(key) }
+    func watch(prefix: String, fromRevision revision: Int64) -> AsyncThrowingStream<WatchResponse, any Error> {
+        store.watch(prefix: prefix, fromRevision: revision)
+    }
+}
+
+/// A daemon assembled from test parts: an embedded store in a directory of the test's own,
+/// the test host and recording dataplanes. `start` runs it until `stop`.
+final class ComposedDaemon: @unchecked Sendable {
+    let files: TemporaryDirectory
+    let store: FailingWrites
+    let registry: SubnetRegistry
+    let dataplanes = RecordingDataplanes()
+    let log = LogRecorder()
+    let daemon: NodeDaemon
+    private var task: Task<Void, any Error>?
+
+    static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#
+
+    init(renewMargin: Duration = .seconds(3600)) throws {
+        files = try TemporaryDirectory()
+        store = FailingWrites(try EmbeddedStore(path: files.file("leases.db")))
+        registry = SubnetRegistry(store: store, logger: log.logger())
+        var settings = DaemonSettings()
+        settings.netConfigPath = try files.write("net-conf.json", Self.networkConfig)
+        settings.interfaces.names = ["eth0"]
+        settings.subnetFile = files.file("subnet.env")
+        settings.statusFile = files.file("status.json")
+        settings.pinDirectory = files.file("pins")
+        settings.renewMargin = renewMargin
+        settings.leaseCheckInterval = .milliseconds(200)
+        settings.repairInterval = .seconds(1)
+        daemon = NodeDaemon(settings: settings, registry: registry, host: TestHost(), dataplanes: dataplanes, logger: log.logger())
+    }
+
+    /// Starts the daemon and waits until it is ready.
+    func start() async throws {
+        let daemon = self.daemon
+        task = Task { try await daemon.run(signals: []) }
+        guard try await eventually({ daemon.state.current.ready }) else {
+            throw DaemonNotReady(log: log.messages)
+        }
+    }
+
+    /// Stops it as SIGTERM would; returns how long that took.
+    func stop() async throws -> Duration {
+        let start = ContinuousClock.now
+        await daemon.shutDown()
+        try await task?.value
+        return ContinuousClock.now - start
+    }
+
+    var ownSubnet: IPv4Prefix { daemon.state.current.subnet! }
+
+    /// The peers the dataplane was last told to hold.
+    var programmed: Set<IPv4Prefix> { Set(dataplanes.dataplane?.lastPlan?.paths.keys.map { $0 } ?? []) }
+
+    func write(_ subnet: String, _ value: String) async throws {
+        _ = try await store.store.put(registry.key(for: IPv4Prefix(subnet)!), value: Array(value.utf8), lease: 0, ifModRevision: nil)
+    }
+
+    func storedAttributes(_ subnet: IPv4Prefix) async throws -> LeaseAttributes? {
+        try await registry.storedLease(subnet: subnet).lease?.lease.attributes
+    }
+}
+
+struct DaemonNotReady: Error, CustomStringConvertible {
+    let log: [String]
+    var description: String { "the composed daemon did not become ready:\n" + log.joined(separator: "\n") }
+}
+
+/// Polls `condition` every 20 ms for up to `seconds`.
+func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+func vxlanLeaseJSON(_ ip: String, mac: String) -> String {
+    #"{"PublicIP":"\#(ip)","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"\#(mac)"}}"#
+}
