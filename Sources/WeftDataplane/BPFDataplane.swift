@@ -71,28 +71,33 @@ public final class BPFDataplane: Dataplane {
     }
 
     @discardableResult
-    public func apply(_ plan: PeerPlan) throws -> ApplyReport {
+    public func apply(_ plan: PeerPlan, since previous: PeerPlan?) throws -> ApplyReport {
         let underlay = try requireLink(settings.underlayInterface)
         let maps = try PinnedMaps(directory: pinDirectory)
         var report = ApplyReport()
 
+        // Since a plan this dataplane applied, only the difference is written; else what the
+        // maps hold is read and compared.
         let desiredPeers = plan.paths.mapValues(PeerRoute.init(path:))
-        let peerDiff = KeyedDiff(current: try maps.peers.entries(), desired: desiredPeers)
+        let peerDiff = KeyedDiff(current: try previous.map { $0.paths.mapValues(PeerRoute.init(path:)) } ?? maps.peers.entries(), desired: desiredPeers)
         for (subnet, route) in peerDiff.upserts { try maps.peers.set(subnet, route) }
         for subnet in peerDiff.removals { try maps.peers.remove(subnet) }
         report.peersWritten = peerDiff.upserts.count
         report.peersRemoved = peerDiff.removals.count
 
-        let tunnelDiff = KeyedDiff(current: try maps.tunnels.entries(), desired: plan.tunnels)
+        let tunnelDiff = KeyedDiff(current: try previous?.tunnels ?? maps.tunnels.entries(), desired: plan.tunnels)
         for (ip, subnet) in tunnelDiff.upserts { try maps.tunnels.set(ip, subnet: subnet) }
         for ip in tunnelDiff.removals { try maps.tunnels.remove(ip) }
 
         // Kernel routes for direct peers: the path for host-originated traffic, and for
         // whatever the programs leave to the stack.
         let routes = PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: [underlay.index])
-        try routes.reconcile(desired: Dictionary(uniqueKeysWithValues: plan.directRoutes.map { subnet, ip in
-            (subnet, Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index))
-        }), into: &report)
+        func directRoutes(_ plan: PeerPlan) -> [IPv4Prefix: Route] {
+            Dictionary(uniqueKeysWithValues: plan.directRoutes.map { subnet, ip in
+                (subnet, Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index))
+            })
+        }
+        try routes.reconcile(desired: directRoutes(plan), applied: previous.map(directRoutes), into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(desiredPeers.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",

@@ -15,10 +15,13 @@ public protocol Dataplane: AnyObject {
     /// of the node's links (host-gw and DirectRouting peers must be on one).
     func underlayNetworks() throws -> [IPv4Prefix]
 
-    /// Makes the dataplane hold exactly the plan's paths, changing only what differs.
-    /// It decides nothing: every check on the leases is the planner's.
+    /// Makes the dataplane hold exactly the plan's paths, changing only what differs. With
+    /// `previous`, the plan this dataplane last applied, it writes the difference between
+    /// the two without reading the kernel: work in proportion to the change. Without, it
+    /// reads what the kernel holds and compares. It decides nothing: every check on the
+    /// leases is the planner's.
     @discardableResult
-    func apply(_ plan: PeerPlan) throws -> ApplyReport
+    func apply(_ plan: PeerPlan, since previous: PeerPlan?) throws -> ApplyReport
 
     /// Checks what `setUp` made and puts back whatever is missing or wrong (a deleted
     /// device, a lost address, a removed filter). Returns what it repaired; cheap enough
@@ -80,6 +83,12 @@ public struct NodeSettings: Sendable, Equatable {
 }
 
 extension Dataplane {
+    /// Applies `plan` against what the kernel holds.
+    @discardableResult
+    public func apply(_ plan: PeerPlan) throws -> ApplyReport {
+        try apply(plan, since: nil)
+    }
+
     /// The plan for `peers` on this node and its underlay as they are now.
     public func plan(peers: [PeerLease]) throws -> PeerPlan {
         PeerPlan(node: settings.planning, peers: peers, onLinkNetworks: try underlayNetworks())

@@ -23,6 +23,9 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     private let observer: @Sendable (Observation) -> Void
     /// The rejections last logged, so a standing one is logged once (only `run`'s thread touches it).
     private var loggedRejections: [RejectedLease] = []
+    /// The plan the dataplane holds, when the last apply succeeded: a lease change then
+    /// costs only its difference. Nil forces the next apply to read the kernel.
+    private var applied: PeerPlan?
 
     /// What the supervisor did, for the daemon's state and metrics.
     public enum Observation: Sendable {
@@ -82,16 +85,20 @@ public final class DataplaneSupervisor: @unchecked Sendable {
 
     // MARK: The loop
 
-    /// Plans the peers and applies the plan. Returns what changed.
+    /// Plans the peers and applies the plan: the difference from the last plan applied, or
+    /// (`againstKernel`) against what the kernel holds. Returns what changed.
     @discardableResult
-    public func applyPeers() throws -> ApplyReport {
+    public func applyPeers(againstKernel: Bool = false) throws -> ApplyReport {
         let (peers, _) = pending.withLock { state in
             defer { state.changed = false }
             return (state.peers, state.changed)
         }
         let start = ContinuousClock.now
+        let previous = againstKernel ? nil : applied
+        applied = nil
         let plan = try dataplane.plan(peers: peers.leases)
-        let report = try dataplane.apply(plan)
+        let report = try dataplane.apply(plan, since: previous)
+        applied = plan
         let elapsed = ContinuousClock.now - start
         for rejection in RejectedLease.newlyRejected(plan.rejected, since: loggedRejections) {
             logger.warning("rejected a lease; it is not programmed", metadata: [
@@ -108,7 +115,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     @discardableResult
     public func reconcile() throws -> [String] {
         var repairs = try dataplane.repair()
-        let report = try applyPeers()
+        let report = try applyPeers(againstKernel: true)
         if report.peersWritten + report.routesWritten > 0 {
             repairs.append("rewrote \(report.peersWritten) peer entries and \(report.routesWritten) routes")
         }

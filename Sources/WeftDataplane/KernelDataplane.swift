@@ -69,36 +69,46 @@ public final class KernelDataplane: Dataplane {
         try netlink.addresses(index: requireLink(settings.underlayInterface, netlink).index).map(\.network)
     }
 
+    /// The routes, neighbours and FDB entries a plan stands for.
+    private struct Entries {
+        var routes: [IPv4Prefix: Route] = [:]
+        var neighbours: [IPv4Address: NeighbourEntry] = [:]
+        var forwarding: [MACAddress: ForwardingEntry] = [:]
+
+        init(_ plan: PeerPlan, underlay: Int32, device: Int32?) throws {
+            for (subnet, path) in plan.paths {
+                switch path {
+                case .direct(let ip):
+                    routes[subnet] = Route(destination: subnet, gateway: ip, interfaceIndex: underlay)
+                case .vxlan(let ip, let mac):
+                    guard let device else { throw DataplaneError("the vxlan device is missing; set the dataplane up first") }
+                    routes[subnet] = Route(destination: subnet, gateway: subnet.network, interfaceIndex: device, onlink: true)
+                    neighbours[subnet.network] = NeighbourEntry(interfaceIndex: device, address: subnet.network, mac: mac)
+                    forwarding[mac] = ForwardingEntry(interfaceIndex: device, mac: mac, destination: ip)
+                }
+            }
+        }
+    }
+
     @discardableResult
-    public func apply(_ plan: PeerPlan) throws -> ApplyReport {
+    public func apply(_ plan: PeerPlan, since previous: PeerPlan?) throws -> ApplyReport {
         let underlay = try requireLink(settings.underlayInterface, netlink)
         var report = ApplyReport()
         let device = try settings.vxlanOptions.flatMap { try netlink.link(named: Self.vxlanDeviceName(vni: $0.vni)) }
-
-        var desiredRoutes: [IPv4Prefix: Route] = [:]
-        var desiredNeighbours: [IPv4Address: NeighbourEntry] = [:]
-        var desiredForwarding: [MACAddress: ForwardingEntry] = [:]
-        for (subnet, path) in plan.paths {
-            switch path {
-            case .direct(let ip):
-                desiredRoutes[subnet] = Route(destination: subnet, gateway: ip, interfaceIndex: underlay.index)
-            case .vxlan(let ip, let mac):
-                guard let device else { throw DataplaneError("the vxlan device is missing; set the dataplane up first") }
-                desiredRoutes[subnet] = Route(destination: subnet, gateway: subnet.network, interfaceIndex: device.index, onlink: true)
-                desiredNeighbours[subnet.network] = NeighbourEntry(interfaceIndex: device.index, address: subnet.network, mac: mac)
-                desiredForwarding[mac] = ForwardingEntry(interfaceIndex: device.index, mac: mac, destination: ip)
-            }
-        }
+        let desired = try Entries(plan, underlay: underlay.index, device: device?.index)
+        // Since a plan this dataplane applied, only the difference is written; else what
+        // the kernel holds is read and compared.
+        let applied = try previous.map { try Entries($0, underlay: underlay.index, device: device?.index) }
 
         // Neighbour and FDB entries first, so a new route never points at an unresolved VTEP.
         if let device {
-            let neighbourDiff = KeyedDiff(
-                current: Dictionary(try netlink.neighbours(index: device.index).filter(\.permanent).map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a }),
-                desired: desiredNeighbours)
+            let currentNeighbours = try applied?.neighbours
+                ?? Dictionary(netlink.neighbours(index: device.index).filter(\.permanent).map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+            let neighbourDiff = KeyedDiff(current: currentNeighbours, desired: desired.neighbours)
             for (_, entry) in neighbourDiff.upserts { try netlink.replaceNeighbour(entry) }
-            let currentForwarding = Dictionary(try netlink.forwardingEntries(index: device.index).map { ($0.mac, $0) },
-                                               uniquingKeysWith: { a, _ in a })
-            let forwardingDiff = KeyedDiff(current: currentForwarding, desired: desiredForwarding)
+            let currentForwarding = try applied?.forwarding
+                ?? Dictionary(netlink.forwardingEntries(index: device.index).map { ($0.mac, $0) }, uniquingKeysWith: { a, _ in a })
+            let forwardingDiff = KeyedDiff(current: currentForwarding, desired: desired.forwarding)
             for (_, entry) in forwardingDiff.upserts { try netlink.replaceForwardingEntry(entry) }
             report.peersWritten = max(neighbourDiff.upserts.count, forwardingDiff.upserts.count)
             for address in neighbourDiff.removals {
@@ -114,7 +124,7 @@ public final class KernelDataplane: Dataplane {
 
         let interfaces = Set([underlay.index] + (device.map { [$0.index] } ?? []))
         try PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: interfaces)
-            .reconcile(desired: desiredRoutes, into: &report)
+            .reconcile(desired: desired.routes, applied: applied?.routes, into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(plan.paths.count)", "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",

@@ -14,16 +14,17 @@ struct PeerRoutes {
     let interfaces: Set<Int32>
 
     /// Installs what is missing or different, removes routes to subnets no longer wanted.
-    func reconcile(desired: [IPv4Prefix: Route], into report: inout ApplyReport) throws {
-        let current = try netlink.routes().filter {
+    /// With `applied` (the routes of the last plan applied) only the difference is written;
+    /// without, the kernel's routes are read and compared.
+    func reconcile(desired: [IPv4Prefix: Route], applied: [IPv4Prefix: Route]? = nil, into report: inout ApplyReport) throws {
+        let current = try applied.map { Array($0.values) } ?? netlink.routes().filter {
             interfaces.contains($0.interfaceIndex) && $0.gateway != nil && network.contains($0.destination) && $0.destination != ownSubnet
         }
         let diff = KeyedDiff(current: Dictionary(current.map { ($0.destination, $0) }, uniquingKeysWith: { first, _ in first }),
                              desired: desired)
         for (_, route) in diff.upserts { try netlink.replaceRoute(route) }
-        for subnet in diff.removals {
-            for route in current where route.destination == subnet { try ignoringMissing { try netlink.deleteRoute(route) } }
-        }
+        let removed = Set(diff.removals)
+        for route in current where removed.contains(route.destination) { try ignoringMissing { try netlink.deleteRoute(route) } }
         report.routesWritten = diff.upserts.count
         report.routesRemoved = diff.removals.count
     }

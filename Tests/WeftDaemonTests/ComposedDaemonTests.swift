@@ -20,6 +20,9 @@ struct ComposedDaemonTests {
         #expect(try await eventually { node.programmed.count == 2 })
         _ = try await node.registry.deleteLease(subnet: IPv4Prefix("10.244.9.0/24")!)
         #expect(try await eventually { node.programmed == [IPv4Prefix("10.244.10.0/24")!] })
+        let incremental = try #require(node.dataplanes.dataplane?.incremental)
+        #expect(incremental.first == false, "the first apply compares with the kernel")
+        #expect(incremental.dropFirst().contains(true), "a lease change writes only its difference: \(incremental)")
         _ = try await node.stop()
     }
 

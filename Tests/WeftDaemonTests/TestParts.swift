@@ -28,19 +28,21 @@ struct TestHost: NodeHost {
 final class RecordingDataplane: Dataplane, @unchecked Sendable {
     let mode = DataplaneMode.bpf
     let settings: NodeSettings
-    private let applied = Mutex<[PeerPlan]>([])
+    private let applied = Mutex<[(plan: PeerPlan, incremental: Bool)]>([])
 
     init(settings: NodeSettings) {
         self.settings = settings
     }
 
-    var plans: [PeerPlan] { applied.withLock { $0 } }
+    var plans: [PeerPlan] { applied.withLock { $0.map(\.plan) } }
     var lastPlan: PeerPlan? { plans.last }
+    /// Whether each apply was given the plan before it (only the difference to write).
+    var incremental: [Bool] { applied.withLock { $0.map(\.incremental) } }
 
     func setUp() throws {}
     func underlayNetworks() throws -> [IPv4Prefix] { [IPv4Prefix("198.18.0.0/24")!] }
-    func apply(_ plan: PeerPlan) throws -> ApplyReport {
-        applied.withLock { $0.append(plan) }
+    func apply(_ plan: PeerPlan, since previous: PeerPlan?) throws -> ApplyReport {
+        applied.withLock { $0.append((plan, previous != nil)) }
         return ApplyReport()
     }
     func repair() throws -> [String] { [] }
