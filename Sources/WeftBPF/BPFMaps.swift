@@ -101,6 +101,11 @@ public struct PeerMap {
         try map.delete(Self.key(subnet))
     }
 
+    /// The entry for exactly `subnet`, if there is one.
+    public func lookup(_ subnet: IPv4Prefix) throws(BPFError) -> PeerRoute? {
+        try map.lookup(Self.key(subnet), initial: weft_peer()).map(PeerRoute.init(mapValue:))
+    }
+
     public func entries() throws(BPFError) -> [IPv4Prefix: PeerRoute] {
         var result: [IPv4Prefix: PeerRoute] = [:]
         for (key, value) in try map.entries(initialKey: weft_peer_key(), initialValue: weft_peer()) {

@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure BPF and kernel dataplanes (VXLAN, host-gw) against the underlay, interleaved round by round.",
-        subcommands: [Dataplanes.self, ControlPlane.self, ApplyPeers.self, FillStore.self],
+        subcommands: [Dataplanes.self, ControlPlane.self, ApplyPeers.self, FillStore.self, LeaseBurst.self],
         defaultSubcommand: Dataplanes.self)
 
     struct Dataplanes: ParsableCommand {

@@ -51,8 +51,76 @@ extension BenchCommand {
                 print(String(format: "%-7d %-14.3f %-12.3f %.1fx", count, seconds["bpf"]!, seconds["kernel"]!, ratio))
                 results["\(count)"] = ["bpf_seconds": seconds["bpf"]!, "kernel_seconds": seconds["kernel"]!]
             }
-            let rss = try daemonMemory(peers: counts.max() ?? 10000, weft: weft, root: root, namespace: namespace)
-            print(String(format: "daemon resident memory with %d peers (BPF dataplane): %.1f MiB", counts.max() ?? 10000, rss))
+            let present = counts.max() ?? 10000
+            let burst = min(5000, present)
+            let direct = try applyPeers(burst, dataplane: "bpf", weft: weft, root: root, namespace: namespace)
+            let figures = try leaseBurst(burst: burst, present: present, weft: weft, root: root, namespace: namespace)
+            let endToEnd = figures["burst_seconds"] ?? .nan
+            print(String(format: "%d new leases in etcd to the BPF maps: %.3f s end to end (writing them took %.3f s; the maps held them %.3f s after the last write); straight to the maps: %.3f s; end to end / straight: %.1fx",
+                         burst, endToEnd, figures["write_seconds"] ?? .nan, figures["after_last_write_seconds"] ?? .nan, direct, endToEnd / direct))
+            print(String(format: "one lease change with %d peers present, to the BPF map: p50 %.1f ms, p99 %.1f ms (100 changes)",
+                         present, (figures["change_p50_seconds"] ?? .nan) * 1000, (figures["change_p99_seconds"] ?? .nan) * 1000))
+            let rss = try daemonMemory(peers: present, weft: weft, root: root, namespace: namespace)
+            print(String(format: "daemon resident memory with %d peers (BPF dataplane): %.1f MiB", present, rss))
+        }
+
+        /// `weft bench apply-peers` in the namespace: seconds to write `count` peers straight to a fresh dataplane.
+        private func applyPeers(_ count: Int, dataplane: String, weft: String, root: String, namespace: String) throws -> Double {
+            let output = try Command.must(["ip", "netns", "exec", namespace, weft, "bench", "apply-peers", "--count", "\(count)",
+                                           "--dataplane", dataplane, "--pin-dir", "\(root)/pins"])
+            _ = try Command.run(["ip", "netns", "exec", namespace, weft, "dataplane", "down", "--pin-dir", "\(root)/pins",
+                                 "--net-config-path", "\(root)/net-conf.json", "--iface", "u1"])
+            return Double(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .nan
+        }
+
+        /// A daemon on an etcd of the bench's own (both in the namespace, on its loopback), then
+        /// `weft bench lease-burst` beside them.
+        private func leaseBurst(burst: Int, present: Int, weft: String, root: String, namespace: String) throws -> [String: Double] {
+            guard FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd") else {
+                throw CommandFailure("the lease-burst figures need etcd: install etcd-server (scripts/setup does)")
+            }
+            let endpoint = "http://127.0.0.1:23790"
+            let etcd = try ChildProcess(["ip", "netns", "exec", namespace, "/usr/bin/etcd", "--name", "bench", "--data-dir", "\(root)/etcd",
+                                         "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
+                                         "--listen-peer-urls", "http://127.0.0.1:23800", "--initial-advertise-peer-urls", "http://127.0.0.1:23800",
+                                         "--initial-cluster", "bench=http://127.0.0.1:23800"],
+                                        output: .file("\(root)/etcd.log"), error: .file("\(root)/etcd.log"))
+            defer { etcd.kill() }
+            try BenchCommand.syntheticConfig.write(toFile: "\(root)/net-conf.json", atomically: true, encoding: .utf8)
+            var configured = false
+            for _ in 0..<100 where !configured {
+                configured = (try? Command.run(["ip", "netns", "exec", namespace, weft, "config", "put", "\(root)/net-conf.json",
+                                                "--etcd-endpoints", endpoint]))?.succeeded == true
+                if !configured { usleep(100_000) }
+            }
+            guard configured else { throw CommandFailure("the bench's etcd did not start; see \(root)/etcd.log") }
+            // Mounted here, where the helper sees it: a mount the daemon made inside its own
+            // `ip netns exec` would be that process's alone.
+            try BPFFilesystem.ensureMounted(at: "\(root)/pins")
+            let daemon = try ChildProcess(["ip", "netns", "exec", namespace, weft, "daemon", "--etcd-endpoints", endpoint, "--iface", "u1",
+                                           "--subnet-file", "\(root)/subnet-etcd.env", "--status-file", "\(root)/status-etcd.json",
+                                           "--pin-dir", "\(root)/pins", "--dataplane", "bpf", "--log-level", "warning"],
+                                          output: .file("\(root)/daemon-etcd.log"), error: .file("\(root)/daemon-etcd.log"))
+            defer {
+                daemon.signal(SIGTERM)
+                daemon.wait()
+                _ = try? Command.run(["ip", "netns", "exec", namespace, weft, "dataplane", "down", "--pin-dir", "\(root)/pins",
+                                      "--net-config-path", "\(root)/net-conf.json", "--iface", "u1"])
+            }
+            for _ in 0..<300 {
+                if ((try? String(contentsOfFile: "\(root)/status-etcd.json", encoding: .utf8)) ?? "").contains(#""ready":true"#) { break }
+                usleep(100_000)
+            }
+            let output = try Command.must(["ip", "netns", "exec", namespace, weft, "bench", "lease-burst", "--etcd-endpoints", endpoint,
+                                           "--pin-dir", "\(root)/pins", "--burst", "\(burst)", "--present", "\(present)"])
+            guard case .object(let members) = try JSONValue.parse(output) else { throw CommandFailure("lease-burst printed \(output)") }
+            return members.compactMapValues { value in
+                switch value {
+                case .number(let number): number
+                case .integer(let number): Double(number)
+                default: nil
+                }
+            }
         }
 
         /// Fills an embedded store with `peers` leases, starts a daemon on it in the namespace,
