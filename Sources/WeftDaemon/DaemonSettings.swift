@@ -21,8 +21,9 @@ public struct DaemonSettings: Sendable {
     /// 0 serves no health endpoint, as in flanneld.
     public var healthPort = 0
     public var statusFile = DaemonSettings.defaultStatusFile
-    /// Seconds between the dataplane's full checks.
-    public var repairInterval: Duration = .seconds(2)
+    /// Between the dataplane's full checks when nothing happens; a change in the namespace
+    /// triggers one at once. Flannel re-checks its host-gw routes every 10 s.
+    public var repairInterval: Duration = .seconds(10)
     /// How often the daemon reads its own lease back and the store's revision.
     public var leaseCheckInterval: Duration = .seconds(5)
 

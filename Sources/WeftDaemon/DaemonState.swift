@@ -21,7 +21,8 @@ public final class DaemonState: Sendable {
         public var mode: DataplaneMode?
         public var modeReason: String?
         public var pinDirectory: String?
-        public var peers: [Lease] = []
+        /// The peers the dataplane holds, and how it reaches each.
+        public var peers: [IPv4Prefix: PeerPlan.Path] = [:]
         /// Leases the planner would not program, with the reason.
         public var rejectedLeases: [RejectedLease] = []
         public var subnetFileWritten = false
@@ -54,6 +55,7 @@ public final class DaemonState: Sendable {
     private let snapshot = Mutex(Snapshot())
     let statusFile: String
     private let changes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    private let generation = Atomic<Int>(0)
 
     public init(statusFile: String) {
         self.statusFile = statusFile
@@ -63,6 +65,7 @@ public final class DaemonState: Sendable {
 
     public func update(_ change: (inout Snapshot) -> Void) {
         snapshot.withLock { change(&$0) }
+        generation.add(1, ordering: .relaxed)
         changes.continuation.yield()
     }
 
@@ -71,12 +74,22 @@ public final class DaemonState: Sendable {
         try? StatusFile.write(current, to: statusFile)
     }
 
-    /// Writes the status file after each change, once `quiet` has passed without another,
-    /// until the task is cancelled; then once more.
-    func writeStatusWhenSettled(quiet: Duration) async {
+    /// Writes the status file once changes settle: `quiet` without another, or at most
+    /// `longest` after the first, so a stream of lease events costs a write now and then,
+    /// never one each. Until the task is cancelled; then once more.
+    func writeStatusWhenSettled(quiet: Duration, longest: Duration) async {
+        let clock = ContinuousClock()
         for await _ in changes.stream {
-            if (try? await Task.sleep(for: quiet)) == nil { break }
+            let deadline = clock.now + longest
+            var seen = generation.load(ordering: .relaxed)
+            while true {
+                if (try? await Task.sleep(for: quiet)) == nil { break }
+                let now = generation.load(ordering: .relaxed)
+                if now == seen || clock.now >= deadline { break }
+                seen = now
+            }
             writeStatus()
+            if Task.isCancelled { return }
         }
         writeStatus()
     }
@@ -86,8 +99,8 @@ extension DaemonState.Snapshot {
     /// Takes in what the supervisor did.
     mutating func record(_ observation: DataplaneSupervisor.Observation) {
         switch observation {
-        case .applied(_, let plan, let leases, let seconds):
-            peers = leases.filter { plan.paths[$0.subnet] != nil }
+        case .applied(_, let plan, let seconds):
+            peers = plan.paths
             rejectedLeases = plan.rejected
             applies += 1
             applySeconds += seconds
@@ -106,7 +119,7 @@ struct StatusWriter: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
-            await state.writeStatusWhenSettled(quiet: .milliseconds(100))
+            await state.writeStatusWhenSettled(quiet: .milliseconds(200), longest: .seconds(2))
         }
     }
 }
@@ -129,10 +142,12 @@ public enum StatusFile {
         var members: [String: JSONValue] = [
             "pid": .integer(Int64(state.pid)),
             "ready": .bool(state.ready),
-            "peers": .array(state.peers.sorted { $0.subnet < $1.subnet }.map { lease in
-                .object(["subnet": .string(lease.subnet.description), "publicIP": .string(lease.attributes.publicIP.description),
-                         "backendType": .string(lease.attributes.backendType),
-                         "vtepMAC": lease.attributes.vxlan.map { .string($0.vtepMAC.description) } ?? .null])
+            "peers": .array(state.peers.sorted { $0.key < $1.key }.map { subnet, path in
+                let vtepMAC: JSONValue = if case .vxlan(_, let mac) = path { .string(mac.description) } else { .null }
+                // A direct path is host-gw's, or vxlan's DirectRouting: the node's own backend.
+                let backend = vtepMAC == .null ? state.backend ?? "host-gw" : "vxlan"
+                return .object(["subnet": .string(subnet.description), "publicIP": .string(path.underlayIP.description),
+                                "backendType": .string(backend), "vtepMAC": vtepMAC])
             }),
             "rejectedLeases": .array(state.rejectedLeases.map {
                 .object(["subnet": .string($0.subnet.description), "publicIP": .string($0.publicIP.description),

@@ -79,7 +79,14 @@ struct LeaseService: Service {
         while true {
             do {
                 let from = shared.history.withLock { $0.highestRevision } + 1
-                for try await event in registry.watchLeases(fromRevision: from, known: supervisor.peers.leases.map(\.lease)) {
+                let supervisor = self.supervisor
+                let ownSubnet = shared.lease.withLock { $0.lease.subnet }
+                let ownLease = attributes
+                // The supervisor holds the peers; ours is known too, so a compaction diff does not re-announce it.
+                let known: @Sendable () -> [Lease] = {
+                    supervisor.peers.leases.map(\.lease) + [Lease(subnet: ownSubnet, attributes: ownLease)]
+                }
+                for try await event in registry.watchLeases(fromRevision: from, known: known) {
                     retry.succeeded()
                     try await handle(event, shared)
                 }

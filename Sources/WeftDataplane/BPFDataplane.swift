@@ -78,8 +78,8 @@ public final class BPFDataplane: Dataplane {
 
         // Since a plan this dataplane applied, only the difference is written; else what the
         // maps hold is read and compared.
-        let desiredPeers = plan.paths.mapValues(PeerRoute.init(path:))
-        let peerDiff = KeyedDiff(current: try previous.map { $0.paths.mapValues(PeerRoute.init(path:)) } ?? maps.peers.entries(), desired: desiredPeers)
+        let peerDiff = try previous.map { KeyedDiff(current: $0.paths, desired: plan.paths) }?.mapValues(PeerRoute.init(path:))
+            ?? KeyedDiff(current: maps.peers.entries(), desired: plan.paths.mapValues(PeerRoute.init(path:)))
         for (subnet, route) in peerDiff.upserts { try maps.peers.set(subnet, route) }
         for subnet in peerDiff.removals { try maps.peers.remove(subnet) }
         report.peersWritten = peerDiff.upserts.count
@@ -100,7 +100,7 @@ public final class BPFDataplane: Dataplane {
         try routes.reconcile(desired: directRoutes(plan), applied: previous.map(directRoutes), into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
-                "peers": "\(desiredPeers.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
+                "peers": "\(plan.paths.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
                 "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",
             ])
         }

@@ -90,7 +90,7 @@ extension Dataplane {
     }
 
     /// The plan for `peers` on this node and its underlay as they are now.
-    public func plan(peers: [PeerLease]) throws -> PeerPlan {
+    public func plan(peers: some Sequence<PeerLease>) throws -> PeerPlan {
         PeerPlan(node: settings.planning, peers: peers, onLinkNetworks: try underlayNetworks())
     }
 }

@@ -29,8 +29,8 @@ public final class DataplaneSupervisor: @unchecked Sendable {
 
     /// What the supervisor did, for the daemon's state and metrics.
     public enum Observation: Sendable {
-        /// A plan was applied: what changed, the plan, the leases it came from, and how long it took.
-        case applied(ApplyReport, PeerPlan, leases: [Lease], seconds: Double)
+        /// A plan was applied: what changed, the plan, and how long it took.
+        case applied(ApplyReport, PeerPlan, seconds: Double)
         case repaired(count: Int)
         /// A pass failed; the dataplane is not as planned until a later pass succeeds.
         case failed(String)
@@ -106,8 +106,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             ])
         }
         loggedRejections = plan.rejected
-        observer(.applied(report, plan, leases: peers.leases.map(\.lease),
-                          seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        observer(.applied(report, plan, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
         return report
     }
 

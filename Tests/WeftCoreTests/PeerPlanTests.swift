@@ -180,5 +180,11 @@ struct OwnLeaseTests {
         let elsewhere = ReclaimPlan.make(publicIP: IPv4Address("198.18.0.1")!, previousSubnet: IPv4Prefix("10.244.5.0/24")!, leases: [old],
                                          config: config, hostAddresses: [IPv4Address("198.18.0.1")!])
         #expect(elsewhere.action == .allocate, "the subnet is another host's now")
+        let sameDevice = ReclaimPlan.make(publicIP: IPv4Address("198.18.0.1")!, previousSubnet: IPv4Prefix("10.244.5.0/24")!, leases: [old],
+                                          config: config, hostAddresses: [IPv4Address("198.18.0.1")!], vtepMAC: MACAddress("0a:58:00:00:00:02")!)
+        #expect(sameDevice.action == .renew(old), "the old address is gone, but the lease names this host's VTEP MAC")
+        let clone = ReclaimPlan.make(publicIP: IPv4Address("198.18.0.1")!, previousSubnet: nil, leases: [old],
+                                     config: config, hostAddresses: [IPv4Address("198.18.0.1")!], vtepMAC: MACAddress("0a:58:00:00:00:02")!)
+        #expect(clone.action == .allocate, "a machine with the same MAC but not that subnet file is another node")
     }
 }

@@ -12,5 +12,15 @@ public struct KeyedDiff<Key: Hashable & Comparable, Value: Equatable> {
         removals = current.keys.filter { desired[$0] == nil }.sorted()
     }
 
+    private init(upserts: [(key: Key, value: Value)], removals: [Key]) {
+        self.upserts = upserts
+        self.removals = removals
+    }
+
     public var isEmpty: Bool { upserts.isEmpty && removals.isEmpty }
+
+    /// The same changes with each written value transformed (a plan's paths into map entries).
+    public func mapValues<T: Equatable>(_ transform: (Value) -> T) -> KeyedDiff<Key, T> {
+        KeyedDiff<Key, T>(upserts: upserts.map { (key: $0.key, value: transform($0.value)) }, removals: removals)
+    }
 }

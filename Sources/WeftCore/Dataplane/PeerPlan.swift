@@ -25,34 +25,41 @@ public struct PeerPlan: Sendable, Equatable {
     /// - Parameters:
     ///   - peers: the leases in the store; this node's own (its subnet) is passed over.
     ///   - onLinkNetworks: the connected networks of the underlay interface.
-    public init(node: PlanningNode, peers: [PeerLease], onLinkNetworks: [IPv4Prefix]) {
+    public init(node: PlanningNode, peers: some Sequence<PeerLease>, onLinkNetworks: [IPv4Prefix]) {
         paths = [:]
         rejected = []
         let onLink = { (ip: IPv4Address) in onLinkNetworks.contains { $0.contains(ip) } }
-        var candidates: [(peer: PeerLease, path: Path)] = []
+        // Only small values here: a plan of 10,000 peers copies no lease.
+        var candidates: [(since: Int64, subnet: IPv4Prefix, path: Path)] = []
         for peer in peers where peer.lease.subnet != node.subnet {
-            switch Self.check(peer.lease, node: node, onLink: onLink) {
-            case .success(let path): candidates.append((peer, path))
+            switch Self.check(peer, node: node, onLink: onLink) {
+            case .success(let path): candidates.append((peer.since, peer.lease.subnet, path))
             case .failure(let reason): rejected.append(RejectedLease(peer.lease, reason))
             }
         }
         // Overlaps last, among leases that are sound on their own: the older lease keeps
-        // its subnet, so a newcomer can never take traffic from a live node.
-        var accepted = [node.subnet]
-        for (peer, path) in candidates.sorted(by: { ($0.peer.since, $0.peer.lease.subnet) < ($1.peer.since, $1.peer.lease.subnet) }) {
-            let subnet = peer.lease.subnet
-            if let holder = accepted.first(where: { $0.overlaps(subnet) }) {
-                rejected.append(RejectedLease(peer.lease, holder == node.subnet ? .overlapsOwnSubnet(holder) : .overlapsOlderLease(holder)))
-                continue
+        // its subnet, so a newcomer can never take traffic from a live node. Every candidate
+        // has the network's SubnetLen, and two aligned prefixes of one length overlap only
+        // when they are the same, so a set finds the holder; our own subnet may be of another
+        // length (a config changed under a running node) and is checked as a prefix.
+        var accepted: Set<IPv4Prefix> = []
+        accepted.reserveCapacity(candidates.count)
+        for (_, subnet, path) in candidates.sorted(by: { ($0.since, $0.subnet) < ($1.since, $1.subnet) }) {
+            if node.subnet.overlaps(subnet) {
+                rejected.append(RejectedLease(subnet: subnet, publicIP: path.underlayIP, reason: .overlapsOwnSubnet(node.subnet)))
+            } else if accepted.contains(subnet) {
+                rejected.append(RejectedLease(subnet: subnet, publicIP: path.underlayIP, reason: .overlapsOlderLease(subnet)))
+            } else {
+                accepted.insert(subnet)
+                paths[subnet] = path
             }
-            accepted.append(subnet)
-            paths[subnet] = path
         }
         rejected.sort { $0.subnet < $1.subnet }
     }
 
     /// The path to one lease on its own merits, or why there is none.
-    private static func check(_ lease: Lease, node: PlanningNode, onLink: (IPv4Address) -> Bool) -> Result<Path, LeaseRejection> {
+    private static func check(_ peer: PeerLease, node: PlanningNode, onLink: (IPv4Address) -> Bool) -> Result<Path, LeaseRejection> {
+        let lease = peer.lease
         let attributes = lease.attributes
         guard node.network.contains(lease.subnet) else { return .failure(.outsideNetwork(node.network)) }
         guard lease.subnet.length == node.subnetLength else { return .failure(.wrongPrefixLength(expected: node.subnetLength)) }
@@ -61,7 +68,7 @@ public struct PeerPlan: Sendable, Equatable {
         switch node.backend {
         case .vxlan(let options):
             guard attributes.backendType == "vxlan" else { return .failure(.foreignBackend(attributes.backendType)) }
-            guard let data = attributes.vxlan else { return .failure(.missingVTEPMAC) }
+            guard let data = peer.vxlan else { return .failure(.missingVTEPMAC) }
             guard data.vni == options.vni else { return .failure(.foreignVNI(data.vni)) }
             if options.directRouting && onLink(attributes.publicIP) { return .success(.direct(underlayIP: attributes.publicIP)) }
             return .success(.vxlan(underlayIP: attributes.publicIP, vtepMAC: data.vtepMAC))
@@ -111,14 +118,17 @@ public struct PlanningNode: Sendable, Equatable {
 }
 
 /// A peer's lease and its age: the store revision it was created at (or first seen at),
-/// which decides who keeps a contested subnet.
+/// which decides who keeps a contested subnet. Its VXLAN data is read from the JSON once,
+/// here, not on every plan.
 public struct PeerLease: Sendable, Equatable {
-    public var lease: Lease
-    public var since: Int64
+    public let lease: Lease
+    public let since: Int64
+    public let vxlan: VXLANLeaseData?
 
     public init(_ lease: Lease, since: Int64) {
         self.lease = lease
         self.since = since
+        vxlan = lease.attributes.vxlan
     }
 }
 
@@ -129,8 +139,12 @@ public struct RejectedLease: Sendable, Equatable, Hashable {
     public var reason: LeaseRejection
 
     public init(_ lease: Lease, _ reason: LeaseRejection) {
-        subnet = lease.subnet
-        publicIP = lease.attributes.publicIP
+        self.init(subnet: lease.subnet, publicIP: lease.attributes.publicIP, reason: reason)
+    }
+
+    public init(subnet: IPv4Prefix, publicIP: IPv4Address, reason: LeaseRejection) {
+        self.subnet = subnet
+        self.publicIP = publicIP
         self.reason = reason
     }
 

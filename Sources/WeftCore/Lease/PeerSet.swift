@@ -18,6 +18,7 @@ public struct PeerSet: Sendable, Equatable {
         entries[subnet] = nil
     }
 
-    public var leases: [PeerLease] { Array(entries.values) }
+    /// The leases, without copying them.
+    public var leases: Dictionary<IPv4Prefix, PeerLease>.Values { entries.values }
     public var count: Int { entries.count }
 }

@@ -31,15 +31,24 @@ enum EtcdMessages {
     }
 
     /// `if <compare> then put` as one transaction.
-    static func conditionalPut(key: String, value: [UInt8], lease: Int64, compare: (target: String, field: String, value: Int64)) -> Data {
+    static func putRequest(key: String, value: [UInt8], lease: Int64) -> JSONValue {
         var put: [String: JSONValue] = ["key": .string(base64(key)), "value": .string(base64(value))]
         if lease != 0 { put["lease"] = .string(String(lease)) }
-        return body([
+        return .object(["request_put": .object(put)])
+    }
+
+    /// One transaction of unconditional puts.
+    static func putAll(_ entries: [(key: String, value: [UInt8])], lease: Int64) -> Data {
+        body(["success": .array(entries.map { putRequest(key: $0.key, value: $0.value, lease: lease) })])
+    }
+
+    static func conditionalPut(key: String, value: [UInt8], lease: Int64, compare: (target: String, field: String, value: Int64)) -> Data {
+        body([
             "compare": .array([.object([
                 "key": .string(base64(key)), "target": .string(compare.target), "result": .string("EQUAL"),
                 compare.field: .string(String(compare.value)),
             ])]),
-            "success": .array([.object(["request_put": .object(put)])]),
+            "success": .array([putRequest(key: key, value: value, lease: lease)]),
         ])
     }
 

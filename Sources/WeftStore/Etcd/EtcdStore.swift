@@ -65,6 +65,21 @@ public final class EtcdStore: KeyValueStore {
         return try await transaction(EtcdMessages.conditionalPut(key: key, value: value, lease: lease, compare: ("MOD", "mod_revision", revision)))
     }
 
+    /// etcd's default limit on the operations of one transaction (`--max-txn-ops`).
+    public static let maxTransactionPuts = 128
+
+    /// Writes many keys at once, `maxTransactionPuts` to a transaction: how a burst of
+    /// leases (a restore, or the benchmark's) lands in etcd together. Returns the last revision.
+    @discardableResult
+    public func putAll(_ entries: [(key: String, value: [UInt8])], lease: Int64) async throws -> Int64 {
+        var revision: Int64 = 0
+        for start in stride(from: 0, to: entries.count, by: Self.maxTransactionPuts) {
+            let chunk = Array(entries[start..<min(entries.count, start + Self.maxTransactionPuts)])
+            revision = try await transaction(EtcdMessages.putAll(chunk, lease: lease)) ?? revision
+        }
+        return revision
+    }
+
     public func delete(_ key: String) async throws -> Bool {
         let response = try await client.call("/v3/kv/deleterange", EtcdMessages.body(["key": .string(EtcdMessages.base64(key))]))
         return EtcdMessages.int64(response["deleted"]) > 0

@@ -32,7 +32,8 @@ public struct LeaseAcquirer: Sendable {
         for _ in 0..<maxAttempts {
             let listing = try await registry.leases()
             let plan = ReclaimPlan.make(publicIP: attributes.publicIP, previousSubnet: previousSubnet,
-                                        leases: listing.leases.map(\.lease), config: config, hostAddresses: hostAddresses)
+                                        leases: listing.leases.map(\.lease), config: config, hostAddresses: hostAddresses,
+                                        vtepMAC: attributes.vxlan?.vtepMAC)
             for stale in plan.staleLeases {
                 logger.info("deleting our lease that no longer fits the network config", metadata: ["subnet": "\(stale)"])
                 _ = try await registry.deleteLease(subnet: stale)

@@ -131,15 +131,28 @@ public struct SubnetRegistry: Sendable {
     /// from `known` as events. While the store is unreachable it retries with backoff and
     /// resumes where it stopped, so no change is lost or repeated.
     public func watchLeases(fromRevision revision: Int64, known: [Lease] = []) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
+        watchLeases(fromRevision: revision, tracking: Dictionary(known.map { ($0.subnet, $0) }, uniquingKeysWith: { _, last in last }),
+                    known: nil)
+    }
+
+    /// The same, for a caller that keeps the lease set itself (the daemon's supervisor does):
+    /// `known` gives it as of the events delivered so far, and is asked only when the
+    /// history was compacted, so the watch holds no second copy of every lease.
+    public func watchLeases(fromRevision revision: Int64, known: @escaping @Sendable () -> [Lease]) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
+        watchLeases(fromRevision: revision, tracking: nil, known: known)
+    }
+
+    private func watchLeases(fromRevision revision: Int64, tracking: [IPv4Prefix: Lease]?,
+                             known: (@Sendable () -> [Lease])?) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
                 var next = revision
-                var current = Dictionary(known.map { ($0.subnet, $0) }, uniquingKeysWith: { _, last in last })
+                var current = tracking
                 var delay = Duration.milliseconds(200)
                 func emit(_ change: LeaseWatchEvent) {
                     switch change {
-                    case .put(let lease, _): current[lease.subnet] = lease
-                    case .delete(let subnet, _): current[subnet] = nil
+                    case .put(let lease, _): current?[lease.subnet] = lease
+                    case .delete(let subnet, _): current?[subnet] = nil
                     }
                     continuation.yield(change)
                 }
@@ -155,7 +168,7 @@ public struct SubnetRegistry: Sendable {
                                 }
                             case .compacted:
                                 let listing = try await leases()
-                                let diff = LeaseDiff(from: Array(current.values), to: listing.leases.map(\.lease))
+                                let diff = LeaseDiff(from: current.map { Array($0.values) } ?? known?() ?? [], to: listing.leases.map(\.lease))
                                 logger.notice("lease history was compacted; listed the store again",
                                               metadata: ["added": "\(diff.added.count)", "changed": "\(diff.changed.count)", "removed": "\(diff.removed.count)"])
                                 for lease in diff.added + diff.changed { emit(.put(lease, revision: listing.revision)) }
