@@ -7,7 +7,12 @@ import WeftCore
 /// WeftDataplaneTests; here, what arrives without a tunnel is left to the kernel.
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct FromOverlayTests {
-    let pins = try! PinDirectory()
+    let pins: PinDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        pins = try PinDirectory()
+    }
 
     @Test func aFrameWithoutTunnelMetadataGoesToTheKernelUntouched() throws {
         let program = try LoadedProgram("from_overlay", pins: pins)

@@ -4,7 +4,12 @@ import WeftCore
 
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct FromUnderlayTests {
-    let pins = try! PinDirectory()
+    let pins: PinDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        pins = try PinDirectory()
+    }
 
     @Test func peerTrafficToALocalPodIsDeliveredAndTheRestIsTheHosts() throws {
         let program = try LoadedProgram("from_underlay", pins: pins)

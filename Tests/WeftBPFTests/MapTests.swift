@@ -5,7 +5,12 @@ import WeftCore
 
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct MapTests {
-    let pins = try! PinDirectory()
+    let pins: PinDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        pins = try PinDirectory()
+    }
 
     @Test func mapsArePinnedByNameAndSharedByEveryProgram() throws {
         let fromPod = try LoadedProgram("from_pod", pins: pins)

@@ -6,7 +6,12 @@ import WeftCore
 /// `weft maps` reads what a node's programs see, from the pins alone.
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct MapsCommandTests {
-    let pins = try! PinDirectory()
+    let pins: PinDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        pins = try PinDirectory()
+    }
 
     func json(_ arguments: [String]) throws -> Any {
         let result = try WeftProcess.run(arguments)

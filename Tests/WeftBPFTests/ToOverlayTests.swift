@@ -5,7 +5,12 @@ import WeftCore
 /// to_overlay: what the kernel itself routes into the collect_md vxlan device.
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct ToOverlayTests {
-    let pins = try! PinDirectory()
+    let pins: PinDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        pins = try PinDirectory()
+    }
     let peerVTEP = MACAddress("a6:12:34:56:78:9a")!
 
     func program() throws -> LoadedProgram {

@@ -3,7 +3,12 @@ import Testing
 import WeftTestSupport
 
 @Suite struct ConfigCheckCommandTests {
-    let directory = try! TemporaryDirectory()
+    let directory: TemporaryDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        directory = try TemporaryDirectory()
+    }
 
     @Test func aValidFileIsSummarisedWithItsDefaults() throws {
         let file = try directory.write("net-conf.json", #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#)

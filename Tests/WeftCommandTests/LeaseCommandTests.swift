@@ -4,7 +4,12 @@ import WeftTestSupport
 
 /// Several `weft` processes sharing one embedded store, as the nodes of a one-machine cluster do.
 @Suite struct LeaseCommandTests {
-    let directory = try! TemporaryDirectory()
+    let directory: TemporaryDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        directory = try TemporaryDirectory()
+    }
     var database: String { directory.file("leases.db") }
 
     /// A network with exactly 15 subnets to hand out: a /24 cut into /28s, the first skipped.

@@ -2,7 +2,12 @@ import Testing
 @testable import WeftCore
 
 @Suite struct AllocationTests {
-    let config = try! NetworkConfigParser.parse(#"{"Network":"10.10.0.0/24","SubnetLen":28,"Backend":{"Type":"host-gw"}}"#).config
+    let config: NetworkConfig
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        config = try NetworkConfigParser.parse(#"{"Network":"10.10.0.0/24","SubnetLen":28,"Backend":{"Type":"host-gw"}}"#).config
+    }
 
     func prefix(_ text: String) -> IPv4Prefix { IPv4Prefix(text)! }
 

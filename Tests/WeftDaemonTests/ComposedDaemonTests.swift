@@ -11,98 +11,110 @@ import WeftTestSupport
 struct ComposedDaemonTests {
     @Test("It leases a subnet, writes subnet.env, and programs the peers it finds")
     func startsAndPrograms() async throws {
-        let node = try ComposedDaemon()
-        try await node.write("10.244.9.0/24", vxlanLeaseJSON("198.18.0.9", mac: "0a:58:00:00:00:09"))
-        try await node.start()
-        #expect(try String(contentsOfFile: node.files.file("subnet.env"), encoding: .utf8).contains("FLANNEL_SUBNET=\(node.ownSubnet.firstHost)/24"))
-        #expect(node.programmed == [IPv4Prefix("10.244.9.0/24")!])
-        try await node.write("10.244.10.0/24", vxlanLeaseJSON("198.18.0.10", mac: "0a:58:00:00:00:0a"))
-        #expect(try await eventually { node.programmed.count == 2 })
-        _ = try await node.registry.deleteLease(subnet: IPv4Prefix("10.244.9.0/24")!)
-        #expect(try await eventually { node.programmed == [IPv4Prefix("10.244.10.0/24")!] })
-        let incremental = try #require(node.dataplanes.dataplane?.incremental)
-        #expect(incremental.first == false, "the first apply compares with the kernel")
-        #expect(incremental.dropFirst().contains(true), "a lease change writes only its difference: \(incremental)")
-        _ = try await node.stop()
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.write("10.244.9.0/24", vxlanLeaseJSON("198.18.0.9", mac: "0a:58:00:00:00:09"))
+            try await node.start()
+            #expect(try String(contentsOfFile: node.files.file("subnet.env"), encoding: .utf8).contains("FLANNEL_SUBNET=\(node.ownSubnet.firstHost)/24"))
+            #expect(node.programmed == [IPv4Prefix("10.244.9.0/24")!])
+            try await node.write("10.244.10.0/24", vxlanLeaseJSON("198.18.0.10", mac: "0a:58:00:00:00:0a"))
+            #expect(try await eventually { node.programmed.count == 2 })
+            _ = try await node.registry.deleteLease(subnet: IPv4Prefix("10.244.9.0/24")!)
+            #expect(try await eventually { node.programmed == [IPv4Prefix("10.244.10.0/24")!] })
+            let incremental = try #require(node.dataplanes.dataplane?.incremental)
+            #expect(incremental.first == false, "the first apply compares with the kernel")
+            #expect(incremental.dropFirst().contains(true), "a lease change writes only its difference: \(incremental)")
+            _ = try await node.stop()
+        }
     }
 
     @Test("Its own lease overwritten: written back, with a warning naming what was there")
     func defendsAgainstAnOverwrite() async throws {
-        let node = try ComposedDaemon()
-        try await node.start()
-        let ours = try #require(try await node.storedAttributes(node.ownSubnet))
-        try await node.write(node.ownSubnet.description, vxlanLeaseJSON("198.18.0.66", mac: "0a:58:00:00:00:66"))
-        #expect(try await eventually { try await node.storedAttributes(node.ownSubnet) == ours })
-        #expect(node.log.messages.contains { $0.contains("another writer changed our lease") && $0.contains("PublicIP 198.18.0.66") })
-        #expect(node.daemon.state.current.leaseDefended >= 1)
-        #expect(node.daemon.state.current.ready)
-        _ = try await node.stop()
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            let ours = try #require(try await node.storedAttributes(node.ownSubnet))
+            try await node.write(node.ownSubnet.description, vxlanLeaseJSON("198.18.0.66", mac: "0a:58:00:00:00:66"))
+            #expect(try await eventually { try await node.storedAttributes(node.ownSubnet) == ours })
+            #expect(node.log.messages.contains { $0.contains("another writer changed our lease") && $0.contains("PublicIP 198.18.0.66") })
+            #expect(node.daemon.state.current.leaseDefended >= 1)
+            #expect(node.daemon.state.current.ready)
+            _ = try await node.stop()
+        }
     }
 
     @Test("Its own key deleted: re-created at once with the same subnet")
     func recreatesADeletedLease() async throws {
-        let node = try ComposedDaemon()
-        try await node.start()
-        let subnet = node.ownSubnet
-        _ = try await node.registry.deleteLease(subnet: subnet)
-        #expect(try await eventually(seconds: 3) { try await node.storedAttributes(subnet) != nil })
-        #expect(node.ownSubnet == subnet)
-        _ = try await node.stop()
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            let subnet = node.ownSubnet
+            _ = try await node.registry.deleteLease(subnet: subnet)
+            #expect(try await eventually(seconds: 3) { try await node.storedAttributes(subnet) != nil })
+            #expect(node.ownSubnet == subnet)
+            _ = try await node.stop()
+        }
     }
 
     @Test("Hostile leases are rejected with their reasons, logged once, and never programmed")
     func rejectsHostileLeases() async throws {
-        let node = try ComposedDaemon()
-        try await node.start()
-        try await node.write("0.0.0.0/0", vxlanLeaseJSON("198.18.0.99", mac: "0a:58:00:00:00:99"))
-        try await node.write("10.244.84.0/25", vxlanLeaseJSON("198.18.0.98", mac: "0a:58:00:00:00:98"))
-        try await node.write("10.244.85.0/24", vxlanLeaseJSON("198.18.0.1", mac: "0a:58:00:00:00:97"))
-        try await node.write("10.244.86.0/24", vxlanLeaseJSON("198.18.0.86", mac: "0a:58:00:00:00:86"))
-        #expect(try await eventually { node.daemon.state.current.rejectedLeases.count == 3 })
-        #expect(node.programmed == [IPv4Prefix("10.244.86.0/24")!])
-        let reasons = Set(node.daemon.state.current.rejectedLeases.map(\.reason.name))
-        #expect(reasons == ["outside_network", "wrong_prefix_length", "claims_own_public_ip"])
-        // More changes, more passes: each rejection is still logged once.
-        for index in 1...5 { try await node.write("10.244.\(100 + index).0/24", vxlanLeaseJSON("198.18.0.\(100 + index)", mac: "0a:58:00:00:01:0\(index)")) }
-        #expect(try await eventually { node.programmed.count == 6 })
-        let warnings = node.log.messages.filter { $0.contains("rejected a lease") }
-        #expect(warnings.count == 3, "\(warnings)")
-        _ = try await node.stop()
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            try await node.write("0.0.0.0/0", vxlanLeaseJSON("198.18.0.99", mac: "0a:58:00:00:00:99"))
+            try await node.write("10.244.84.0/25", vxlanLeaseJSON("198.18.0.98", mac: "0a:58:00:00:00:98"))
+            try await node.write("10.244.85.0/24", vxlanLeaseJSON("198.18.0.1", mac: "0a:58:00:00:00:97"))
+            try await node.write("10.244.86.0/24", vxlanLeaseJSON("198.18.0.86", mac: "0a:58:00:00:00:86"))
+            #expect(try await eventually { node.daemon.state.current.rejectedLeases.count == 3 && !node.programmed.isEmpty })
+            #expect(node.programmed == [IPv4Prefix("10.244.86.0/24")!])
+            let reasons = Set(node.daemon.state.current.rejectedLeases.map(\.reason.name))
+            #expect(reasons == ["outside_network", "wrong_prefix_length", "claims_own_public_ip"])
+            // More changes, more passes: each rejection is still logged once.
+            for index in 1...5 { try await node.write("10.244.\(100 + index).0/24", vxlanLeaseJSON("198.18.0.\(100 + index)", mac: "0a:58:00:00:01:0\(index)")) }
+            #expect(try await eventually { node.programmed.count == 6 })
+            let warnings = node.log.messages.filter { $0.contains("rejected a lease") }
+            #expect(warnings.count == 3, "\(warnings)")
+            _ = try await node.stop()
+        }
     }
 
     @Test("The store refuses writes (full or read-only disk): the node stays up, /readyz says why, and recovers")
     func survivesAStoreThatRefusesWrites() async throws {
-        let node = try ComposedDaemon()
-        try await node.start()
-        node.store.failing.withLock { $0 = true }
-        // Its own lease must be written back now, and the write fails.
-        _ = try await node.store.store.delete(node.registry.key(for: node.ownSubnet))
-        #expect(try await eventually { node.daemon.state.current.storeProblem != nil })
-        let reason = try #require(node.daemon.state.current.notReadyReason)
-        #expect(reason.contains("readonly"), "\(reason)")
-        #expect(reason.contains("check the disk holding"), "\(reason)")
-        #expect(node.dataplanes.dataplane?.lastPlan != nil, "the dataplane is left as it was")
-        node.store.failing.withLock { $0 = false }
-        #expect(try await eventually(seconds: 15) { node.daemon.state.current.ready })
-        #expect(try await node.storedAttributes(node.ownSubnet) != nil)
-        _ = try await node.stop()
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            node.store.failing.withLock { $0 = true }
+            // Its own lease must be written back now, and the write fails.
+            _ = try await node.store.store.delete(node.registry.key(for: node.ownSubnet))
+            #expect(try await eventually { node.daemon.state.current.storeProblem != nil })
+            let reason = try #require(node.daemon.state.current.notReadyReason)
+            #expect(reason.contains("readonly"), "\(reason)")
+            #expect(reason.contains("check the disk holding"), "\(reason)")
+            #expect(node.dataplanes.dataplane?.lastPlan != nil, "the dataplane is left as it was")
+            node.store.failing.withLock { $0 = false }
+            #expect(try await eventually(seconds: 15) { node.daemon.state.current.ready })
+            #expect(try await node.storedAttributes(node.ownSubnet) != nil)
+            _ = try await node.stop()
+        }
     }
 
     @Test("A burst of 5,000 leases is applied in a few batches, and shutdown still takes under a second")
     func burstAndPromptShutdown() async throws {
-        let node = try ComposedDaemon()
-        try await node.start()
-        let writer = Task {
-            // More than 10.244.0.0/16 holds: these lie outside it, so each is planned and rejected.
-            for index in 0..<5000 {
-                try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            let writer = Task {
+                // More than 10.244.0.0/16 holds: these lie outside it, so each is planned and rejected.
+                for index in 0..<5000 {
+                    try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
+                }
             }
+            try await writer.value
+            #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.count == 5000 })
+            let applies = node.dataplanes.dataplane?.plans.count ?? 0
+            #expect(applies < 2500, "changes that arrive together are applied together (\(applies) applies for 5,000 leases)")
+            let shutdown = try await node.stop()
+            #expect(shutdown < .seconds(1), "\(shutdown)")
         }
-        try await writer.value
-        #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.count == 5000 })
-        let applies = node.dataplanes.dataplane?.plans.count ?? 0
-        #expect(applies < 2500, "changes that arrive together are applied together (\(applies) applies for 5,000 leases)")
-        let shutdown = try await node.stop()
-        #expect(shutdown < .seconds(1), "\(shutdown)")
     }
 }

@@ -147,7 +147,7 @@ final class ComposedDaemon: @unchecked Sendable {
     /// Starts the daemon and waits until it is ready.
     func start() async throws {
         let daemon = self.daemon
-        task = Task { try await daemon.run(signals: []) }
+        task = Task(executorPreference: daemonThreads) { try await daemon.run(signals: []) }
         guard try await eventually({ daemon.state.current.ready }) else {
             throw DaemonNotReady(log: log.messages)
         }
@@ -178,6 +178,16 @@ final class ComposedDaemon: @unchecked Sendable {
 struct DaemonNotReady: Error, CustomStringConvertible {
     let log: [String]
     var description: String { "the composed daemon did not become ready:\n" + log.joined(separator: "\n") }
+}
+
+/// Threads of the composed daemon's own. Most suites in this test run block the
+/// concurrency pool's threads (one a core) in synchronous waits on namespaces and processes;
+/// the daemon and its test run here instead, so they are not starved while those wait.
+let daemonThreads = QueueExecutor(label: "weft.composed-daemon", concurrent: true)
+
+/// Runs a test body on the daemon's threads.
+func onOwnThreads(_ body: () async throws -> Void) async throws {
+    try await withTaskExecutorPreference(daemonThreads) { try await body() }
 }
 
 /// Polls `condition` every 20 ms for up to `seconds`.

@@ -1,15 +1,47 @@
+import CSQLite
 import Foundation
 import Testing
 import WeftCore
 @testable import WeftStore
 
 @Suite struct EmbeddedStoreTests {
-    let directory = try! TemporaryDirectory()
+    let directory: TemporaryDirectory
     let clock = ManualClock()
+
+    init() throws {
+        directory = try TemporaryDirectory()
+    }
 
     func open() throws -> EmbeddedStore {
         let clock = clock
         return try EmbeddedStore(path: directory.file("leases.db"), pollInterval: .milliseconds(10), now: { clock.now })
+    }
+
+    @Test("Writers waiting on another process's write lock hold no thread of the caller's")
+    func waitingWritersLeaveTheirThreadFree() async throws {
+        // The test itself runs off the shared pool, which other suites keep busy.
+        try await withTaskExecutorPreference(QueueExecutor(label: "weft.test.store", concurrent: true)) {
+            let store = try open()
+            _ = try await store.createIfAbsent("/k/a", value: bytes("1"), lease: 0)
+            // Another process's transaction, holding the write lock until the test commits it.
+            var other: OpaquePointer?
+            #expect(sqlite3_open(directory.file("leases.db"), &other) == SQLITE_OK)
+            defer { sqlite3_close(other) }
+            #expect(sqlite3_exec(other, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+            // One thread for the writers and the probe: a store that waited on its caller's
+            // thread would stop the probe until the lock is gone.
+            let oneThread = QueueExecutor(label: "weft.test.one-thread", concurrent: false)
+            let writers = (0..<4).map { index in
+                Task(executorPreference: oneThread) { try await store.put("/k/w\(index)", value: bytes("x"), lease: 0, ifModRevision: nil) }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+            let sent = ContinuousClock.now
+            let ranAt = await Task(executorPreference: oneThread) { ContinuousClock.now }.value
+            #expect(sqlite3_exec(other, "COMMIT", nil, nil, nil) == SQLITE_OK)
+            // Blocked, it would have waited out SQLite's 10 s busy timeout.
+            #expect(ranAt - sent < .seconds(2), "the probe ran while the writers waited: \(ranAt - sent)")
+            for writer in writers { #expect(try await writer.value != nil) }
+        }
     }
 
     @Test func createIfAbsentWritesOnceAndRevisionsGrow() async throws {

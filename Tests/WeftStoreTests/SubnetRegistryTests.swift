@@ -4,7 +4,12 @@ import WeftCore
 @testable import WeftStore
 
 @Suite struct SubnetRegistryTests {
-    let directory = try! TemporaryDirectory()
+    let directory: TemporaryDirectory
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        directory = try TemporaryDirectory()
+    }
     let clock = ManualClock()
     let recorder = LogRecorder()
     let config = try! NetworkConfigParser.parse(#"{"Network":"10.10.0.0/24","SubnetLen":28,"Backend":{"Type":"vxlan"}}"#).config

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The embedded lease store: a SQLite database file that every Weft process on one
 /// machine opens directly. WAL lets readers run beside a writer; `BEGIN IMMEDIATE`
@@ -15,6 +16,7 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     private let now: @Sendable () -> Date
     private let database: SQLiteDatabase
     private let lock = NSLock()
+    private let queue = DispatchQueue(label: "weft.embedded-store")
 
     /// Opens (creating if needed) the database at `path`, creating its directory too.
     public init(path: String, historyLimit: Int64 = 10_000, pollInterval: Duration = .milliseconds(50),
@@ -56,20 +58,20 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     // MARK: Reads
 
     public func get(_ key: String) async throws -> StoredValue? {
-        try locked {
+        try await offPool { [self] in try locked {
             try database.transaction(immediate: false) {
                 try liveValues(where: "key = ?", [.text(key)]).first
             }
-        }
+        } }
     }
 
     public func list(prefix: String) async throws -> (values: [StoredValue], revision: Int64) {
-        try locked {
+        try await offPool { [self] in try locked {
             try database.transaction(immediate: false) {
                 let values = try liveValues(where: "substr(key, 1, length(?1)) = ?1", [.text(prefix)])
                 return (values, try meta("revision"))
             }
-        }
+        } }
     }
 
     /// The store's current revision.
@@ -80,37 +82,37 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     // MARK: Leases
 
     public func grantLease(ttlSeconds: Int64) async throws -> StoreLease {
-        try write { moment in
+        try await offPool { [self] in try write { moment in
             let expiration = moment.addingTimeInterval(TimeInterval(ttlSeconds))
             try database.prepare("INSERT INTO leases (ttl_seconds, expires_at) VALUES (?, ?)")
                 .run([.integer(ttlSeconds), .real(expiration.timeIntervalSince1970)])
             let id = try database.prepare("SELECT last_insert_rowid()").rows { $0.int64(0) }.first ?? 0
             return StoreLease(id: id, ttlSeconds: ttlSeconds, expiration: expiration)
-        }
+        } }
     }
 
     public func keepAlive(lease id: Int64) async throws -> StoreLease {
-        try write { moment in
+        try await offPool { [self] in try write { moment in
             let ttl = try database.prepare("SELECT ttl_seconds FROM leases WHERE id = ?").rows([.integer(id)]) { $0.int64(0) }
             guard let ttlSeconds = ttl.first else { throw StoreError.leaseNotFound(id) }
             let expiration = moment.addingTimeInterval(TimeInterval(ttlSeconds))
             try database.prepare("UPDATE leases SET expires_at = ? WHERE id = ?")
                 .run([.real(expiration.timeIntervalSince1970), .integer(id)])
             return StoreLease(id: id, ttlSeconds: ttlSeconds, expiration: expiration)
-        }
+        } }
     }
 
     public func revokeLease(_ id: Int64) async throws {
-        try write { _ in try removeLease(id) }
+        try await offPool { [self] in try write { _ in try removeLease(id) } }
     }
 
     /// When a lease expires; nil if it no longer exists.
     public func expiration(ofLease id: Int64) async throws -> Date? {
-        try locked {
+        try await offPool { [self] in try locked {
             try database.prepare("SELECT expires_at FROM leases WHERE id = ? AND expires_at > ?")
                 .rows([.integer(id), .real(now().timeIntervalSince1970)]) { Date(timeIntervalSince1970: $0.double(0)) }
                 .first
-        }
+        } }
     }
 
     // MARK: Writes
@@ -120,7 +122,7 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     }
 
     public func put(_ key: String, value: [UInt8], lease: Int64, ifModRevision: Int64?) async throws -> Int64? {
-        try write { _ in
+        try await offPool { [self] in try write { _ in
             let existing = try liveValues(where: "key = ?", [.text(key)]).first
             if let expected = ifModRevision, (existing?.modRevision ?? 0) != expected { return nil }
             if lease != 0 {
@@ -134,17 +136,17 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
                 """).run([.text(key), .blob(value), .integer(revision), .integer(lease)])
             try record(.put, key: key, value: value, revision: revision)
             return revision
-        }
+        } }
     }
 
     public func delete(_ key: String) async throws -> Bool {
-        try write { _ in
+        try await offPool { [self] in try write { _ in
             guard try !liveValues(where: "key = ?", [.text(key)]).isEmpty else { return false }
             let revision = try bumpRevision()
             try database.prepare("DELETE FROM kv WHERE key = ?").run([.text(key)])
             try record(.delete, key: key, value: [], revision: revision)
             return true
-        }
+        } }
     }
 
     /// Drops history before `revision`, as etcd's compaction does: watchers that resume
@@ -155,33 +157,26 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
 
     // MARK: Watch
 
+    /// Polls the history every `pollInterval`, in the consumer's own task: nothing runs in
+    /// the background, and the watch ends when its consumer stops.
     public func watch(prefix: String, fromRevision revision: Int64) -> AsyncThrowingStream<WatchResponse, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                var next = max(revision, 1)
-                while !Task.isCancelled {
-                    do {
-                        switch try poll(prefix: prefix, from: next) {
-                        case .compacted(let current):
-                            continuation.yield(.compacted(revision: current))
-                            continuation.finish()
-                            return
-                        case .events(let events, let current):
-                            if !events.isEmpty { continuation.yield(.events(events, revision: current)) }
-                            next = current + 1
-                        }
-                        try await Task.sleep(for: pollInterval)
-                    } catch is CancellationError {
-                        break
-                    } catch {
-                        continuation.finish(throwing: error)
-                        return
-                    }
+        let cursor = Mutex((next: max(revision, 1), compacted: false))
+        return AsyncThrowingStream(unfolding: { [self] in
+            while !Task.isCancelled {
+                let (from, compacted) = cursor.withLock { ($0.next, $0.compacted) }
+                if compacted { return nil }
+                switch try await offPool({ try self.poll(prefix: prefix, from: from) }) {
+                case .compacted(let current):
+                    cursor.withLock { $0.compacted = true }
+                    return .compacted(revision: current)
+                case .events(let events, let current):
+                    cursor.withLock { $0.next = current + 1 }
+                    if !events.isEmpty { return .events(events, revision: current) }
                 }
-                continuation.finish()
+                try? await Task.sleep(for: pollInterval)
             }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+            return nil
+        })
     }
 
     /// Reads the changes in `[from, current]`, expiring leases first if any are due.
@@ -207,6 +202,15 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     }
 
     // MARK: Internals (called with the lock held)
+
+    /// Runs a SQLite call on the store's own queue: its waits (another process holding the
+    /// write lock, the busy timeout, the disk) never hold a thread of the Swift concurrency
+    /// pool, which on a small machine has one thread a core.
+    private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
 
     private func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock()

@@ -144,59 +144,11 @@ public struct SubnetRegistry: Sendable {
 
     private func watchLeases(fromRevision revision: Int64, tracking: [IPv4Prefix: Lease]?,
                              known: (@Sendable () -> [Lease])?) -> AsyncThrowingStream<LeaseWatchEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                var next = revision
-                var current = tracking
-                var delay = Duration.milliseconds(200)
-                func emit(_ change: LeaseWatchEvent) {
-                    switch change {
-                    case .put(let lease, _): current?[lease.subnet] = lease
-                    case .delete(let subnet, _): current?[subnet] = nil
-                    }
-                    continuation.yield(change)
-                }
-                while !Task.isCancelled {
-                    do {
-                        for try await response in store.watch(prefix: subnetsPrefix, fromRevision: next) {
-                            delay = .milliseconds(200)
-                            switch response {
-                            case .events(let events, _):
-                                for event in events {
-                                    next = event.revision + 1
-                                    if let change = translate(event) { emit(change) }
-                                }
-                            case .compacted:
-                                let listing = try await leases()
-                                let diff = LeaseDiff(from: current.map { Array($0.values) } ?? known?() ?? [], to: listing.leases.map(\.lease))
-                                logger.notice("lease history was compacted; listed the store again",
-                                              metadata: ["added": "\(diff.added.count)", "changed": "\(diff.changed.count)", "removed": "\(diff.removed.count)"])
-                                for lease in diff.added + diff.changed { emit(.put(lease, revision: listing.revision)) }
-                                for subnet in diff.removed { emit(.delete(subnet, revision: listing.revision)) }
-                                next = listing.revision + 1
-                            }
-                        }
-                        if Task.isCancelled { break }
-                    } catch let error as StoreError {
-                        guard case .unavailable = error else {
-                            continuation.finish(throwing: error)
-                            return
-                        }
-                        logger.warning("lease watch interrupted; resuming", metadata: ["from-revision": "\(next)", "error": "\(error)"])
-                        try? await Task.sleep(for: delay)
-                        delay = min(delay * 2, .seconds(10))
-                    } catch {
-                        if !Task.isCancelled { continuation.finish(throwing: error) }
-                        return
-                    }
-                }
-                continuation.finish()
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        let cursor = LeaseWatchCursor(registry: self, next: revision, tracking: tracking, known: known)
+        return AsyncThrowingStream(unfolding: { try await cursor.next() })
     }
 
-    private func translate(_ event: WatchEvent) -> LeaseWatchEvent? {
+    fileprivate func translate(_ event: WatchEvent) -> LeaseWatchEvent? {
         switch event.kind {
         case .put:
             switch decode(key: event.key, value: event.value) {
@@ -250,4 +202,80 @@ public struct SkippedKey: Error, Sendable, Equatable {
 public enum LeaseWatchEvent: Sendable, Equatable {
     case put(Lease, revision: Int64)
     case delete(IPv4Prefix, revision: Int64)
+}
+
+/// Where a lease watch stands: the next revision, the events read but not yet delivered,
+/// and the store's stream. It is advanced by the consumer's own task (one `next` at a time),
+/// so the watch has no task of its own and ends when its consumer stops.
+private final class LeaseWatchCursor: @unchecked Sendable {
+    let registry: SubnetRegistry
+    var next: Int64
+    /// The lease set as of the events delivered, when the watch keeps it itself.
+    var tracking: [IPv4Prefix: Lease]?
+    let known: (@Sendable () -> [Lease])?
+    /// Read, not yet delivered; last first.
+    var pending: [LeaseWatchEvent] = []
+    var responses: AsyncThrowingStream<WatchResponse, any Error>.AsyncIterator?
+    var delay = Duration.milliseconds(200)
+
+    init(registry: SubnetRegistry, next: Int64, tracking: [IPv4Prefix: Lease]?, known: (@Sendable () -> [Lease])?) {
+        self.registry = registry
+        self.next = next
+        self.tracking = tracking
+        self.known = known
+    }
+
+    func next() async throws -> LeaseWatchEvent? {
+        while !Task.isCancelled {
+            if let event = pending.popLast() { return event }
+            do {
+                if responses == nil {
+                    responses = registry.store.watch(prefix: registry.subnetsPrefix, fromRevision: next).makeAsyncIterator()
+                }
+                guard let response = try await responses?.next() else {
+                    // The store's stream ended (it does after a compaction): watch again from `next`.
+                    responses = nil
+                    continue
+                }
+                delay = .milliseconds(200)
+                switch response {
+                case .events(let events, _):
+                    var changes: [LeaseWatchEvent] = []
+                    for event in events {
+                        next = event.revision + 1
+                        if let change = registry.translate(event) { changes.append(change) }
+                    }
+                    queue(changes)
+                case .compacted:
+                    let listing = try await registry.leases()
+                    let diff = LeaseDiff(from: tracking.map { Array($0.values) } ?? known?() ?? [], to: listing.leases.map(\.lease))
+                    registry.logger.notice("lease history was compacted; listed the store again",
+                                           metadata: ["added": "\(diff.added.count)", "changed": "\(diff.changed.count)", "removed": "\(diff.removed.count)"])
+                    queue((diff.added + diff.changed).map { .put($0, revision: listing.revision) }
+                          + diff.removed.map { .delete($0, revision: listing.revision) })
+                    next = listing.revision + 1
+                    responses = nil
+                }
+            } catch let error as StoreError {
+                guard case .unavailable = error else { throw error }
+                registry.logger.warning("lease watch interrupted; resuming", metadata: ["from-revision": "\(next)", "error": "\(error)"])
+                responses = nil
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            } catch is CancellationError {
+                return nil
+            }
+        }
+        return nil
+    }
+
+    private func queue(_ changes: [LeaseWatchEvent]) {
+        for change in changes {
+            switch change {
+            case .put(let lease, _): tracking?[lease.subnet] = lease
+            case .delete(let subnet, _): tracking?[subnet] = nil
+            }
+        }
+        pending = changes.reversed()
+    }
 }
