@@ -144,20 +144,11 @@ struct BadDayTests {
         try Command.must(["ip", "-n", underlay, "link", "set", "n1b", "master", "br0", "up"])
         try Command.must(["ip", "-n", namespace, "addr", "add", "198.18.0.101/24", "dev", "eth1"])
         try Command.must(["ip", "-n", namespace, "link", "set", "eth1", "up"])
-        kill(pid_t(n1["pid"] as? Int ?? 0), SIGTERM)
-        #expect(try waitUntil(seconds: 5) { kill(pid_t(n1["pid"] as? Int ?? 0), 0) != 0 })
-        // The old address goes: the node moved. Its lease still names its VTEP MAC.
-        try Command.must(["ip", "-n", namespace, "addr", "flush", "dev", "eth0"])
-        let directory = "\(lab.directory)/n1"
-        let log = "\(directory)/eth1-daemon.log"
-        let daemon = try ChildProcess(["ip", "netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(lab.directory)/leases.db",
-                                       "--iface", "eth1", "--subnet-file", "\(directory)/subnet.env", "--pin-dir", "\(directory)/bpf",
-                                       "--status-file", "\(directory)/status.json", "--dataplane", "bpf"],
-                                      output: .file(log), error: .file(log))
-        defer { daemon.kill() }
-        let ready = try waitUntil(seconds: 15) {
-            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.pid),"ready":true"#) == true
+        let (daemon, log, ready) = try lab.replaceDaemon("n1", iface: "eth1") {
+            // The old address goes: the node moved. Its lease still names its VTEP MAC.
+            try Command.must(["ip", "-n", namespace, "addr", "flush", "dev", "eth0"])
         }
+        defer { daemon.kill() }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(ready, "\(output.suffix(2000))")
         #expect(try leases(lab, from: "n2")[subnet] == "198.18.0.101", "the same subnet, under the new address")

@@ -51,20 +51,8 @@ struct DaemonTests {
     func sigterm() throws {
         let lab = try LabFixture(nodes: 2)
         // A daemon of this test's own, in n1's place, so the test sees its exit status.
-        let n1 = try lab.node("n1")
-        kill(pid_t(n1["pid"] as? Int ?? 0), SIGTERM)
-        #expect(try waitUntil(seconds: 5) { kill(pid_t(n1["pid"] as? Int ?? 0), 0) != 0 })
-        let namespace = n1["namespace"] as? String ?? "?"
-        let directory = "\(lab.directory)/n1"
-        let log = "\(directory)/sigterm-daemon.log"
-        let daemon = try ChildProcess(["ip", "netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(lab.directory)/leases.db",
-                                       "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env", "--pin-dir", "\(directory)/bpf",
-                                       "--status-file", "\(directory)/status.json", "--dataplane", "bpf"],
-                                      output: .file(log), error: .file(log))
+        let (daemon, log, ready) = try lab.replaceDaemon("n1")
         defer { daemon.kill() }
-        let ready = try waitUntil(seconds: 10) {
-            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.pid),"ready":true"#) == true
-        }
         #expect(ready)
         let flood = try Command.run(["ip", "netns", "exec", "weft-\(lab.name)-n2-p1", "ping", "-c", "1", "-W", "2",
                                      (lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"])

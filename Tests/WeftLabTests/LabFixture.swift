@@ -52,6 +52,28 @@ final class LabFixture {
         return Set(entries.compactMap { $0["subnet"] as? String })
     }
 
+    /// A daemon of the test's own in `node`'s place (the lab's is stopped first), so the test
+    /// sees its log and exit status; it writes the node's status file. Returns it once it is
+    /// ready (or after `seconds`), with its log file.
+    func replaceDaemon(_ node: String, iface: String = "eth0", beforeStart: () throws -> Void = {},
+                       seconds: Double = 15) throws -> (daemon: ChildProcess, log: String, ready: Bool) {
+        let current = try self.node(node)
+        let pid = pid_t(current["pid"] as? Int ?? 0)
+        kill(pid, SIGTERM)
+        guard try waitUntil(seconds: 5, { kill(pid, 0) != 0 }) else { throw LabFixtureError("the lab's daemon of \(node) did not stop") }
+        try beforeStart()
+        let directory = "\(self.directory)/\(node)"
+        let log = "\(directory)/test-daemon.log"
+        let daemon = try ChildProcess(["ip", "netns", "exec", current["namespace"] as? String ?? "?", WeftProcess.binary, "daemon",
+                                       "--store-file", "\(self.directory)/leases.db", "--iface", iface, "--subnet-file", "\(directory)/subnet.env",
+                                       "--pin-dir", "\(directory)/bpf", "--status-file", "\(directory)/status.json", "--dataplane", "bpf"],
+                                      output: .file(log), error: .file(log))
+        let ready = try waitUntil(seconds: seconds) {
+            (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.pid),"ready":true"#) == true
+        }
+        return (daemon, log, ready)
+    }
+
     /// Every namespace, mount, process and file whose name says it is this lab's.
     func leftovers() throws -> [String] {
         var found: [String] = []
@@ -64,4 +86,9 @@ final class LabFixture {
         }
         return found
     }
+}
+
+struct LabFixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
