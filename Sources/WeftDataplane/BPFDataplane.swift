@@ -121,7 +121,7 @@ public final class BPFDataplane: Dataplane {
         if let maps = try? PinnedMaps(directory: pinDirectory) {
             let routes = try netlink.routes()
             for (subnet, peer) in try maps.peers.entries() where peer.mode == .direct {
-                for route in routes where route.destination == subnet && route.gateway == peer.underlayIP {
+                for route in routes where route.isWefts && route.destination == subnet && route.gateway == peer.underlayIP {
                     try netlink.deleteRoute(route)
                     removed.append("route \(subnet)")
                 }

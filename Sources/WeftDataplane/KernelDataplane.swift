@@ -136,7 +136,7 @@ public final class KernelDataplane: Dataplane {
 
     public func tearDown() throws {
         let underlay = try netlink.link(named: settings.underlayInterface)
-        for route in try netlink.routes() where route.interfaceIndex == underlay?.index && route.gateway != nil
+        for route in try netlink.routes() where route.isWefts && route.interfaceIndex == underlay?.index && route.gateway != nil
             && settings.network.contains(route.destination) {
             try ignoringMissing { try netlink.deleteRoute(route) }
         }

@@ -6,7 +6,7 @@ import WeftNetlink
 /// the peers they reach directly (and the kernel one for its VXLAN peers too).
 struct PeerRoutes {
     let netlink: NetlinkSocket
-    /// The cluster network; only routes inside it are ours to change.
+    /// The cluster network; only Weft's routes (`proto 87`) inside it are ours to change.
     let network: IPv4Prefix
     /// This node's subnet, which is the CNI bridge's, never ours.
     let ownSubnet: IPv4Prefix
@@ -18,7 +18,7 @@ struct PeerRoutes {
     /// without, the kernel's routes are read and compared.
     func reconcile(desired: [IPv4Prefix: Route], applied: [IPv4Prefix: Route]? = nil, into report: inout ApplyReport) throws {
         let current = try applied.map { Array($0.values) } ?? netlink.routes().filter {
-            interfaces.contains($0.interfaceIndex) && $0.gateway != nil && network.contains($0.destination) && $0.destination != ownSubnet
+            $0.isWefts && interfaces.contains($0.interfaceIndex) && $0.gateway != nil && network.contains($0.destination) && $0.destination != ownSubnet
         }
         let diff = KeyedDiff(current: Dictionary(current.map { ($0.destination, $0) }, uniquingKeysWith: { first, _ in first }),
                              desired: desired)

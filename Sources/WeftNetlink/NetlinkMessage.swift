@@ -1,3 +1,5 @@
+import CNetlink
+
 /// rtnetlink messages as bytes: a request being built, and the messages and attributes
 /// read back. Pure encoding; `NetlinkSocket` does the I/O.
 
@@ -143,5 +145,15 @@ extension Array where Element == UInt8 {
 
     mutating func write<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         for (index, byte) in value.littleEndianBytes.enumerated() { self[offset + index] = byte }
+    }
+}
+
+extension NetlinkMessage {
+    /// The kernel's mark on a dump's messages when the table changed while it was read.
+    static let dumpInterruptedFlag = UInt16(NLM_F_DUMP_INTR)
+
+    /// Whether any message of a dump says it is incomplete.
+    static func dumpWasInterrupted(_ messages: [NetlinkMessage]) -> Bool {
+        messages.contains { $0.flags & dumpInterruptedFlag != 0 }
     }
 }

@@ -63,9 +63,15 @@ public final class NetlinkSocket {
         _ = try exchange(request, operation, object)
     }
 
-    /// Sends a dump request and collects every reply message up to NLMSG_DONE.
-    func dump(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) -> [NetlinkMessage] {
-        try exchange(request, operation, object)
+    /// Sends a dump request and collects every reply message up to NLMSG_DONE. A dump the
+    /// kernel marks interrupted (`NLM_F_DUMP_INTR`: the table changed while it was read) is
+    /// incomplete, and is read again; after `attempts` such reads the error says so.
+    func dump(_ request: NetlinkRequest, _ operation: String, _ object: String, attempts: Int = 5) throws(NetlinkError) -> [NetlinkMessage] {
+        for _ in 0..<attempts {
+            let replies = try exchange(request, operation, object)
+            if !NetlinkMessage.dumpWasInterrupted(replies) { return replies }
+        }
+        throw NetlinkError(operation, "\(object) (the table kept changing while it was read, \(attempts) times)", errno: EAGAIN)
     }
 
     /// Blocks until change notifications arrive (on a socket made with `groups`), `wake`

@@ -4,24 +4,38 @@ import WeftCore
 
 /// An IPv4 unicast route in the main table, as Flannel programs them:
 /// `<subnet> via <gateway> dev <interface> [onlink]`, or `<subnet> dev <interface>`.
+/// Weft's own carry `proto weft` (`Route.weftProtocol`), so it never mistakes another
+/// tool's route for one of its own.
 public struct Route: Sendable, Hashable, CustomStringConvertible {
+    /// Weft's routing protocol number (`ip route ... proto 87`): 'W', unused by the
+    /// protocols iproute2 names.
+    public static let weftProtocol: UInt8 = 87
+
     public var destination: IPv4Prefix
     public var gateway: IPv4Address?
     public var interfaceIndex: Int32
     public var onlink: Bool
+    /// Who installed it (`rtm_protocol`): `weftProtocol` for the routes Weft makes.
+    public var routingProtocol: UInt8
 
-    public init(destination: IPv4Prefix, gateway: IPv4Address?, interfaceIndex: Int32, onlink: Bool = false) {
+    public init(destination: IPv4Prefix, gateway: IPv4Address?, interfaceIndex: Int32, onlink: Bool = false,
+                routingProtocol: UInt8 = Route.weftProtocol) {
         self.destination = destination
         self.gateway = gateway
         self.interfaceIndex = interfaceIndex
         self.onlink = onlink
+        self.routingProtocol = routingProtocol
     }
+
+    /// Installed by Weft.
+    public var isWefts: Bool { routingProtocol == Self.weftProtocol }
 
     public var description: String {
         var text = "\(destination)"
         if let gateway { text += " via \(gateway)" }
         text += " dev \(interfaceIndex)"
         if onlink { text += " onlink" }
+        if !isWefts { text += " proto \(routingProtocol)" }
         return text
     }
 }
@@ -35,7 +49,7 @@ extension NetlinkSocket {
         guard let route else { return header }
         header[1] = UInt8(route.destination.length)
         header[4] = UInt8(RT_TABLE_MAIN.rawValue)
-        header[5] = UInt8(RTPROT_BOOT)
+        header[5] = route.routingProtocol
         header[6] = UInt8(route.gateway == nil ? RT_SCOPE_LINK.rawValue : RT_SCOPE_UNIVERSE.rawValue)
         header[7] = UInt8(RTN_UNICAST)
         header.write(route.onlink ? UInt32(RTNH_F_ONLINK) : 0, at: 8)
@@ -98,6 +112,7 @@ extension NetlinkSocket {
         return Route(destination: destination,
                      gateway: attributes[Int32(RTA_GATEWAY.rawValue)].flatMap(IPv4Address.init(octets:)),
                      interfaceIndex: Int32(bitPattern: interface),
-                     onlink: header.read(UInt32.self, at: 8) & UInt32(RTNH_F_ONLINK) != 0)
+                     onlink: header.read(UInt32.self, at: 8) & UInt32(RTNH_F_ONLINK) != 0,
+                     routingProtocol: header[5])
     }
 }

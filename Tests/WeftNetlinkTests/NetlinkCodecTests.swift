@@ -1,4 +1,5 @@
 import Testing
+import WeftCore
 @testable import WeftNetlink
 
 @Suite("Netlink message encoding")
@@ -51,5 +52,31 @@ struct NetlinkCodecTests {
         #expect(parsed[0].errorCode == 17)
         error.write(UInt32(0), at: 16)
         #expect(NetlinkMessage.parse(error)?[0].errorCode == 0)
+    }
+
+    @Test("Weft's routes carry its protocol number, and a route read back says who installed it")
+    func routeProtocol() throws {
+        let route = Route(destination: IPv4Prefix("10.244.2.0/24")!, gateway: IPv4Address("198.18.0.2")!, interfaceIndex: 3)
+        let header = NetlinkSocket.routeHeader(for: route)
+        #expect(header[5] == Route.weftProtocol)
+        var request = NetlinkRequest(type: 24 /* RTM_NEWROUTE */, flags: 0, header: header)
+        request.append(1 /* RTA_DST */, [10, 244, 2, 0])
+        request.append(5 /* RTA_GATEWAY */, [198, 18, 0, 2])
+        request.append(4 /* RTA_OIF */, uint32: 3)
+        var bytes = request.encoded(sequence: 1)
+        let ours = try #require(NetlinkMessage.parse(bytes).flatMap { NetlinkSocket.decodeRoute($0[0]) })
+        #expect(ours == route && ours.isWefts)
+        bytes[16 + 5] = 4 // RTPROT_STATIC: an operator's `ip route add`
+        let theirs = try #require(NetlinkMessage.parse(bytes).flatMap { NetlinkSocket.decodeRoute($0[0]) })
+        #expect(!theirs.isWefts)
+        #expect(theirs.description == "10.244.2.0/24 via 198.18.0.2 dev 3 proto 4")
+    }
+
+    @Test("A dump the kernel marks interrupted is known to be incomplete")
+    func interruptedDump() throws {
+        let complete = try #require(NetlinkMessage.parse(NetlinkRequest(type: 24, flags: 0x2 /* NLM_F_MULTI */, header: []).encoded(sequence: 1)))
+        #expect(!NetlinkMessage.dumpWasInterrupted(complete))
+        let interrupted = try #require(NetlinkMessage.parse(NetlinkRequest(type: 24, flags: 0x2 | 0x10 /* NLM_F_DUMP_INTR */, header: []).encoded(sequence: 1)))
+        #expect(NetlinkMessage.dumpWasInterrupted(complete + interrupted))
     }
 }

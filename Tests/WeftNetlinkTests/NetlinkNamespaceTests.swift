@@ -50,7 +50,7 @@ struct NetlinkNamespaceTests {
         try netlink.replaceRoute(route)
         try netlink.replaceRoute(route)
         #expect(try netlink.routes().filter { $0.destination == route.destination } == [route])
-        #expect(try Command.must(["ip", "-n", ns, "route", "show", "10.244.2.0/24"]).contains("via 10.244.2.0 dev flannel.1 onlink"))
+        #expect(try Command.must(["ip", "-n", ns, "route", "show", "10.244.2.0/24"]).contains("via 10.244.2.0 dev flannel.1 proto 87 onlink"))
 
         try netlink.deleteRoute(route)
         try netlink.deleteForwardingEntry(forwarding)
