@@ -16,10 +16,6 @@
 #include "lib/deliver.h"
 #include "lib/tunnel.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 /* A GSO packet fits when each of its segments will: the kernel checks them against the
  * vxlan device's MTU. Anything else fits when the IP packet does. */
 static __always_inline int fits_tunnel(struct __sk_buff *skb, struct iphdr *ip)

@@ -15,9 +15,7 @@
 #include "lib/maps.h"
 #include "lib/deliver.h"
 #include "lib/vxlan.h"
-
-#define IP_FRAGMENT_BITS bpf_htons(0x3fff) /* MF and the fragment offset */
-#define IP_ECN_CE 3
+#include "lib/ipv4.h"
 
 /* A VXLAN packet from a known peer to a local pod, decapsulated in place and delivered.
  * It takes only what the vxlan device and from_overlay would deliver unchanged, and
@@ -37,7 +35,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 
 	if (skb->pkt_type != PACKET_HOST || skb->gso_size || udp->check)
 		return TC_ACT_OK;
-	if (outer->ihl != 5 || (outer->frag_off & IP_FRAGMENT_BITS) || (outer->tos & IP_ECN_CE) == IP_ECN_CE)
+	if (outer->ihl != 5 || (outer->frag_off & IPV4_FRAGMENT_BITS) || (outer->tos & IPV4_ECN_CE) == IPV4_ECN_CE)
 		return TC_ACT_OK;
 	/* What ip_rcv would check of the outer header: its checksum, and a length that
 	 * neither truncates nor pads the frame. */

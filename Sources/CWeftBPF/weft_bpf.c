@@ -180,6 +180,25 @@ int weft_pin_program_maps(__u32 program_id, const char *pin_root)
 	return pinned;
 }
 
+const char *weft_counter_name(__u32 counter)
+{
+	/* No default: the compiler warns (-Wswitch) when weft_maps.h gains a slot this lacks. */
+	switch ((enum weft_counter)counter) {
+	case WEFT_CTR_ENCAPSULATED: return "encapsulated";
+	case WEFT_CTR_ROUTED_DIRECT: return "routed_direct";
+	case WEFT_CTR_DELIVERED_LOCAL: return "delivered_local";
+	case WEFT_CTR_PASSED_TO_STACK: return "passed_to_stack";
+	case WEFT_CTR_DROP_BAD_VNI: return "dropped_bad_vni";
+	case WEFT_CTR_DROP_UNKNOWN_PEER: return "dropped_unknown_peer";
+	case WEFT_CTR_DROP_SPOOFED_SOURCE: return "dropped_spoofed_source";
+	case WEFT_CTR_DROP_MALFORMED: return "dropped_malformed";
+	case WEFT_CTR_ENCAPSULATED_FROM_STACK: return "encapsulated_from_stack";
+	case WEFT_CTR_DROP_NO_PEER: return "dropped_no_peer";
+	case WEFT_CTR_COUNT: break;
+	}
+	return NULL;
+}
+
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = size,

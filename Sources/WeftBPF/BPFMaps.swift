@@ -122,9 +122,22 @@ public struct PeerMap {
 
 /// How to reach one peer subnet.
 public struct PeerRoute: Sendable, Equatable {
-    public enum Mode: UInt8, Sendable {
-        case vxlan = 1
-        case direct = 2
+    /// `enum weft_peer_mode`: the values come from the shared header.
+    public enum Mode: Sendable, CaseIterable {
+        case vxlan
+        case direct
+
+        public var rawValue: UInt8 {
+            switch self {
+            case .vxlan: UInt8(WEFT_MODE_VXLAN.rawValue)
+            case .direct: UInt8(WEFT_MODE_DIRECT.rawValue)
+            }
+        }
+
+        public init?(rawValue: UInt8) {
+            guard let mode = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+            self = mode
+        }
     }
 
     public var underlayIP: IPv4Address
@@ -240,43 +253,13 @@ public struct CounterMap {
         guard cpus > 0 else { throw BPFError("count possible CPUs for", Self.name, errno: Int32(-cpus)) }
         var result: [DataplaneCounter: (packets: UInt64, bytes: UInt64)] = [:]
         for counter in DataplaneCounter.allCases {
-            var key = counter.rawValue
+            var key = counter.index
             var values = [weft_counter_value](repeating: weft_counter_value(), count: cpus)
             let status = bpf_map_lookup_elem(descriptor, &key, &values)
             guard status == 0 else { throw BPFError("read counter \(counter) from", Self.name, errno: status) }
             result[counter] = (values.reduce(0) { $0 + $1.packets }, values.reduce(0) { $0 + $1.bytes })
         }
         return result
-    }
-}
-
-/// What happened to a packet, as the programs count it (`enum weft_counter`).
-public enum DataplaneCounter: UInt32, CaseIterable, Sendable, CustomStringConvertible {
-    case encapsulated = 0
-    case routedDirect = 1
-    case deliveredLocal = 2
-    case passedToStack = 3
-    case droppedBadVNI = 4
-    case droppedUnknownPeer = 5
-    case droppedSpoofedSource = 6
-    case droppedMalformed = 7
-    case encapsulatedFromStack = 8
-    case droppedNoPeer = 9
-
-    /// The name `weft maps counters` and the metrics use.
-    public var description: String {
-        switch self {
-        case .encapsulated: "encapsulated"
-        case .routedDirect: "routed_direct"
-        case .deliveredLocal: "delivered_local"
-        case .passedToStack: "passed_to_stack"
-        case .droppedBadVNI: "dropped_bad_vni"
-        case .droppedUnknownPeer: "dropped_unknown_peer"
-        case .droppedSpoofedSource: "dropped_spoofed_source"
-        case .droppedMalformed: "dropped_malformed"
-        case .encapsulatedFromStack: "encapsulated_from_stack"
-        case .droppedNoPeer: "dropped_no_peer"
-        }
     }
 }
 

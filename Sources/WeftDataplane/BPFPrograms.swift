@@ -41,7 +41,8 @@ public struct BPFPrograms: Sendable {
     }
 }
 
-/// Compiles `bpf/` the way its Makefile does, so `weft` needs no make and no manual step.
+/// Compiles `bpf/` as its Makefile does, with the flags both read from `bpf/build.flags`,
+/// so `weft` needs no make and no manual step.
 public struct BPFCompiler: Sendable {
     public let sourceDirectory: String
     public let clang: String
@@ -64,7 +65,7 @@ public struct BPFCompiler: Sendable {
         let manager = FileManager.default
         let sources = ([sourceDirectory] + ["include", "lib"].map { "\(sourceDirectory)/\($0)" })
             .flatMap { directory in ((try? manager.contentsOfDirectory(atPath: directory)) ?? []).map { "\(directory)/\($0)" } }
-            .filter { $0.hasSuffix(".c") || $0.hasSuffix(".h") }
+            .filter { $0.hasSuffix(".c") || $0.hasSuffix(".h") || $0.hasSuffix("build.flags") }
         let newestSource = sources.compactMap { try? manager.attributesOfItem(atPath: $0)[.modificationDate] as? Date }.max() ?? .distantPast
         return BPFPrograms.names.contains { name in
             guard let built = try? manager.attributesOfItem(atPath: programs.objectPath(name))[.modificationDate] as? Date else { return true }
@@ -78,8 +79,12 @@ public struct BPFCompiler: Sendable {
         var machine = utsname()
         uname(&machine)
         let architecture = withUnsafeBytes(of: &machine.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let flagsFile = "\(sourceDirectory)/build.flags"
+        guard let flags = try? String(contentsOfFile: flagsFile, encoding: .utf8) else {
+            throw DataplaneError("cannot read \(flagsFile), the compiler flags of the BPF programs; is \(sourceDirectory) a Weft bpf/ directory?")
+        }
         for name in BPFPrograms.names {
-            let arguments = [clang, "-target", "bpf", "-O2", "-g", "-Wall", "-Werror",
+            let arguments = [clang] + flags.split(whereSeparator: \.isWhitespace).map(String.init) + [
                              "-I\(sourceDirectory)/include", "-I\(sourceDirectory)",
                              "-idirafter", "/usr/include/\(architecture)-linux-gnu",
                              "-c", "\(sourceDirectory)/\(name).c", "-o", output.objectPath(name)]

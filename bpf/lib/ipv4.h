@@ -5,6 +5,16 @@
 #include <linux/ip.h>
 #include <bpf/bpf_endian.h>
 
+/* <sys/socket.h>'s, which a BPF program cannot include: the family bpf_redirect_neigh takes. */
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* The kernel's IP_MF | IP_OFFSET (net/ip.h, not uapi): set on any fragment. */
+#define IPV4_FRAGMENT_BITS bpf_htons(0x3fff)
+/* ECN "congestion experienced" in the TOS byte (RFC 3168). */
+#define IPV4_ECN_CE 3
+
 /* Decrements the TTL in place as a router would, patching the header checksum
  * incrementally (RFC 1624, as the kernel's ip_decrease_ttl). The caller has checked ttl > 1. */
 static __always_inline void decrement_ttl(struct iphdr *ip)

@@ -31,6 +31,10 @@ int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 
  * negative errno. */
 int weft_pin_program_maps(__u32 program_id, const char *pin_root);
 
+/* The name of a counter slot (`enum weft_counter` in weft_maps.h), as the CLI and the
+ * metrics print it; NULL for a slot that has none. */
+const char *weft_counter_name(__u32 counter);
+
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval);
 

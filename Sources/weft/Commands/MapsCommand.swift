@@ -99,10 +99,5 @@ struct MapsCommand: ParsableCommand {
 }
 
 extension PeerRoute.Mode {
-    var name: String {
-        switch self {
-        case .vxlan: "vxlan"
-        case .direct: "direct"
-        }
-    }
+    var name: String { "\(self)" }
 }

@@ -1,0 +1,36 @@
+import CWeftBPF
+import Testing
+import WeftBPF
+
+/// The Swift side takes the counters and the peer modes from `bpf/include/weft_maps.h`;
+/// these fail when the header gains something the Swift side or the name table lacks.
+@Suite("The shared header and the Swift side agree")
+struct SharedHeaderTests {
+    @Test("Every counter slot the header declares has its own name")
+    func everyCounterIsNamed() {
+        let counters = DataplaneCounter.allCases
+        #expect(counters.count == Int(WEFT_CTR_COUNT.rawValue))
+        #expect(counters.map(\.index) == Array(0..<WEFT_CTR_COUNT.rawValue))
+        for counter in counters {
+            #expect(weft_counter_name(counter.index) != nil, "slot \(counter.index) has no name in weft_counter_name")
+            #expect(counter.description.allSatisfy { $0.isLowercase || $0 == "_" }, "\(counter.description)")
+        }
+        #expect(Set(counters.map(\.description)).count == counters.count, "names are distinct")
+    }
+
+    @Test("Every counter slot has a Swift name, and each Swift name one slot")
+    func everyCounterHasASwiftName() {
+        let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .passedToStack, .droppedBadVNI, .droppedUnknownPeer,
+                                         .droppedSpoofedSource, .droppedMalformed, .encapsulatedFromStack, .droppedNoPeer]
+        #expect(Set(named) == Set(DataplaneCounter.allCases))
+        #expect(Set(named).count == named.count)
+    }
+
+    @Test("Peer modes are the header's numbers, both ways")
+    func peerModes() {
+        #expect(PeerRoute.Mode.vxlan.rawValue == UInt8(WEFT_MODE_VXLAN.rawValue))
+        #expect(PeerRoute.Mode.direct.rawValue == UInt8(WEFT_MODE_DIRECT.rawValue))
+        for mode in PeerRoute.Mode.allCases { #expect(PeerRoute.Mode(rawValue: mode.rawValue) == mode) }
+        #expect(PeerRoute.Mode(rawValue: 0) == nil)
+    }
+}
