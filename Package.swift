@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Pure logic: addresses, config, leases, allocation, diffing. No syscalls, no I/O.
@@ -53,18 +54,21 @@ let package = Package(
             linkerSettings: [.linkedLibrary("bpf")]
         ),
 
+        // The one error of a failed system call (operation, object, Errno, hint).
+        .target(name: "WeftSystem", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
+
         // rtnetlink: links, vxlan devices, addresses, routes, neighbours, FDB, change events.
         .systemLibrary(name: "CNetlink"),
-        .target(name: "WeftNetlink", dependencies: ["WeftCore", "CNetlink"]),
+        .target(name: "WeftNetlink", dependencies: ["WeftCore", "CNetlink", "WeftSystem"]),
 
         // Loading, pinning and attaching the TC programs in bpf/, and typed access to their maps.
-        .target(name: "WeftBPF", dependencies: ["WeftCore", "CWeftBPF", "CLibBPF"]),
+        .target(name: "WeftBPF", dependencies: ["WeftCore", "CWeftBPF", "CLibBPF", "WeftSystem"]),
 
         // The dataplane interface the daemon drives, and its BPF and kernel implementations.
         .target(
             name: "WeftDataplane",
             dependencies: [
-                "WeftCore", "WeftBPF", "WeftNetlink", "WeftShell",
+                "WeftCore", "WeftBPF", "WeftNetlink", "WeftShell", "WeftSystem",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -89,6 +93,7 @@ let package = Package(
                 "WeftDataplane",
                 "WeftDaemon",
                 "WeftShell",
+                "WeftSystem",
                 "WeftBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -105,7 +110,7 @@ let package = Package(
         // Starting other programs (ip, etcd, iperf3, CNI delegates, clang) and collecting their output;
         // its C part holds the two GNU calls Swift's Glibc module leaves out.
         .target(name: "CWeftShell"),
-        .target(name: "WeftShell", dependencies: ["CWeftShell"]),
+        .target(name: "WeftShell", dependencies: ["CWeftShell", "WeftSystem"]),
 
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
         .target(name: "WeftTestSupport", dependencies: ["WeftShell", .product(name: "Logging", package: "swift-log")],
@@ -113,13 +118,14 @@ let package = Package(
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport", "CSQLite"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),
-        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport", "CWeftBPF"]),
-        .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport"]),
+        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport", "CWeftBPF", "WeftSystem"]),
+        .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport", "WeftSystem"]),
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport"]),
         .testTarget(name: "WeftBenchTests", dependencies: ["WeftBench"]),
         .testTarget(name: "WeftShellTests", dependencies: ["WeftShell"]),
+        .testTarget(name: "WeftSystemTests", dependencies: ["WeftSystem"]),
         .testTarget(name: "WeftDaemonTests", dependencies: ["WeftDaemon", "WeftDataplane", "WeftStore", "WeftCore", "WeftTestSupport", "CSQLite",
                                                             .product(name: "Logging", package: "swift-log")]),
     ],

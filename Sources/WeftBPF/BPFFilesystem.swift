@@ -1,3 +1,4 @@
+import WeftSystem
 import CWeftBPF
 import Foundation
 
@@ -8,13 +9,13 @@ public enum BPFFilesystem {
     }
 
     /// Creates `path` and mounts a bpffs there unless one already is.
-    public static func ensureMounted(at path: String) throws(BPFError) {
+    public static func ensureMounted(at path: String) throws(SystemCallError) {
         if isMounted(at: path) { return }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw BPFError("create the pin directory", path, errno: EACCES)
+            throw SystemCallError("create the pin directory", path, errno: EACCES)
         }
-        guard mount("bpf", path, "bpf", 0, nil) == 0 else { throw BPFError("mount a bpffs at", path, errno: errno) }
+        guard mount("bpf", path, "bpf", 0, nil) == 0 else { throw SystemCallError("mount a bpffs at", path, errno: errno) }
     }
 }

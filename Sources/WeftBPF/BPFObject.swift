@@ -1,3 +1,4 @@
+import WeftSystem
 import CLibBPF
 import CWeftBPF
 import Foundation
@@ -11,11 +12,11 @@ public final class BPFObject {
     private var loaded = false
 
     /// Opens `path`; its pinned maps live under `pinDirectory` (a bpffs directory).
-    public init(path: String, pinDirectory: String) throws(BPFError) {
+    public init(path: String, pinDirectory: String) throws(SystemCallError) {
         self.path = path
         var error: Int32 = 0
         guard let object = weft_object_open(path, pinDirectory, &error) else {
-            throw BPFError("open BPF object", path, errno: error)
+            throw SystemCallError("open BPF object", path, errno: error)
         }
         self.object = object
     }
@@ -25,39 +26,39 @@ public final class BPFObject {
     }
 
     /// Sets a `const volatile` global. Only before `load()`.
-    public func setGlobal(_ name: String, bytes: [UInt8]) throws(BPFError) {
+    public func setGlobal(_ name: String, bytes: [UInt8]) throws(SystemCallError) {
         precondition(!loaded, "globals are frozen once the object is loaded")
         let result = bytes.withUnsafeBytes { weft_object_set_global(object, name, $0.baseAddress, $0.count) }
-        guard result == 0 else { throw BPFError("set global \(name) in", path, errno: result) }
+        guard result == 0 else { throw SystemCallError("set global \(name) in", path, errno: result) }
     }
 
     /// Sets an integer global; its width must match the C declaration's.
-    public func setGlobal<Value: FixedWidthInteger>(_ name: String, _ value: Value) throws(BPFError) {
+    public func setGlobal<Value: FixedWidthInteger>(_ name: String, _ value: Value) throws(SystemCallError) {
         try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
     }
 
     /// Verifies and loads the programs; creates or reuses the pinned maps.
-    public func load() throws(BPFError) {
+    public func load() throws(SystemCallError) {
         let result = bpf_object__load(object)
-        guard result == 0 else { throw BPFError("load BPF object", path, errno: result) }
+        guard result == 0 else { throw SystemCallError("load BPF object", path, errno: result) }
         loaded = true
     }
 
-    public func programDescriptor(_ name: String) throws(BPFError) -> Int32 {
+    public func programDescriptor(_ name: String) throws(SystemCallError) -> Int32 {
         guard let program = bpf_object__find_program_by_name(object, name) else {
-            throw BPFError("find program \(name) in", path, errno: ENOENT)
+            throw SystemCallError("find program \(name) in", path, errno: ENOENT)
         }
         let descriptor = bpf_program__fd(program)
-        guard descriptor >= 0 else { throw BPFError("get the descriptor of program \(name) in", path, errno: descriptor) }
+        guard descriptor >= 0 else { throw SystemCallError("get the descriptor of program \(name) in", path, errno: descriptor) }
         return descriptor
     }
 
-    public func mapDescriptor(_ name: String) throws(BPFError) -> Int32 {
+    public func mapDescriptor(_ name: String) throws(SystemCallError) -> Int32 {
         guard let map = bpf_object__find_map_by_name(object, name) else {
-            throw BPFError("find map \(name) in", path, errno: ENOENT)
+            throw SystemCallError("find map \(name) in", path, errno: ENOENT)
         }
         let descriptor = bpf_map__fd(map)
-        guard descriptor >= 0 else { throw BPFError("get the descriptor of map \(name) in", path, errno: descriptor) }
+        guard descriptor >= 0 else { throw SystemCallError("get the descriptor of map \(name) in", path, errno: descriptor) }
         return descriptor
     }
 }

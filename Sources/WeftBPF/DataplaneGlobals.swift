@@ -1,3 +1,4 @@
+import WeftSystem
 import WeftCore
 
 /// The runtime settings every program reads as constants, set before load.
@@ -21,7 +22,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.tunnelMTU = tunnelMTU
     }
 
-    public func apply(to object: BPFObject) throws(BPFError) {
+    public func apply(to object: BPFObject) throws(SystemCallError) {
         try object.setGlobal("weft_vni", vni)
         try object.setGlobal("weft_vtep_mac", bytes: vtepMAC.bytes)
         try object.setGlobal("weft_vxlan_ifindex", vxlanInterfaceIndex)

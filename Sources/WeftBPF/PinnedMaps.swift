@@ -1,3 +1,4 @@
+import WeftSystem
 import CLibBPF
 import CWeftBPF
 import Foundation
@@ -15,7 +16,7 @@ public struct PinnedMaps {
     public let tunnels: TunnelMap
     public let counters: CounterMap
 
-    public init(directory: String) throws(BPFError) {
+    public init(directory: String) throws(SystemCallError) {
         self.directory = directory
         peers = PeerMap(descriptor: try Self.open(PeerMap.name, in: directory), owned: true)
         endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory), owned: true)
@@ -26,21 +27,21 @@ public struct PinnedMaps {
     /// Pins again, in `directory`, the maps the running program `programID` uses, where
     /// their pins are gone: the programs keep their maps alive, so the peers and pods they
     /// hold survive a deleted pin directory. Returns how many maps it pinned.
-    public static func restore(fromProgram programID: UInt32, into directory: String) throws(BPFError) -> Int {
+    public static func restore(fromProgram programID: UInt32, into directory: String) throws(SystemCallError) -> Int {
         let result = weft_pin_program_maps(programID, directory)
-        guard result >= 0 else { throw BPFError("pin again the maps of program", "\(programID) in \(directory)", errno: result) }
+        guard result >= 0 else { throw SystemCallError("pin again the maps of program", "\(programID) in \(directory)", errno: result) }
         return Int(result)
     }
 
-    static func open(_ name: String, in directory: String) throws(BPFError) -> Int32 {
+    static func open(_ name: String, in directory: String) throws(SystemCallError) -> Int32 {
         let path = "\(directory)/\(name)"
         let descriptor = bpf_obj_get(path)
         guard descriptor >= 0 else {
             let error = descriptor == -1 ? errno : -descriptor
             if error == ENOENT {
-                throw BPFError("open pinned map", "\(path) (is the Weft dataplane running on this node with this pin directory?)", errno: error)
+                throw SystemCallError("open pinned map", "\(path) (is the Weft dataplane running on this node with this pin directory?)", errno: error)
             }
-            throw BPFError("open pinned map", path, errno: error)
+            throw SystemCallError("open pinned map", path, errno: error)
         }
         return descriptor
     }

@@ -1,3 +1,4 @@
+import WeftSystem
 import CWeftBPF
 
 /// Runs a loaded TC program once on a crafted packet (`BPF_PROG_TEST_RUN`): the action it
@@ -8,7 +9,7 @@ public enum ProgramTestRun {
         public let packet: [UInt8]
     }
 
-    public static func run(programDescriptor: Int32, name: String, packet: [UInt8]) throws(BPFError) -> Outcome {
+    public static func run(programDescriptor: Int32, name: String, packet: [UInt8]) throws(SystemCallError) -> Outcome {
         var output = [UInt8](repeating: 0, count: packet.count + 256)
         var outputSize = UInt32(output.count)
         var action: UInt32 = 0
@@ -17,7 +18,7 @@ public enum ProgramTestRun {
                 weft_prog_test_run(programDescriptor, input.baseAddress, UInt32(input.count), out.baseAddress, &outputSize, &action)
             }
         }
-        guard result == 0 else { throw BPFError("test-run program", name, errno: result) }
+        guard result == 0 else { throw SystemCallError("test-run program", name, errno: result) }
         return Outcome(action: action, packet: Array(output.prefix(Int(outputSize))))
     }
 }

@@ -1,3 +1,4 @@
+import WeftSystem
 import CLibBPF
 import CWeftBPF
 import Foundation
@@ -25,26 +26,26 @@ public struct TCAttachment: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Attaches the program, atomically replacing the one Weft had there.
-    public func attach(programDescriptor: Int32, name: String) throws(BPFError) {
+    public func attach(programDescriptor: Int32, name: String) throws(SystemCallError) {
         let result = weft_tc_attach(interfaceIndex, direction == .ingress ? 1 : 0, programDescriptor, Self.handle, Self.priority)
-        guard result == 0 else { throw BPFError("attach program \(name) at the TC", description, errno: result) }
+        guard result == 0 else { throw SystemCallError("attach program \(name) at the TC", description, errno: result) }
     }
 
     /// Removes Weft's filter; false if there was none (or no interface any more).
     @discardableResult
-    public func detach() throws(BPFError) -> Bool {
+    public func detach() throws(SystemCallError) -> Bool {
         let result = weft_tc_detach(interfaceIndex, direction == .ingress ? 1 : 0, Self.handle, Self.priority)
         if result == -ENOENT || result == -ENODEV || result == -EINVAL { return false }
-        guard result == 0 else { throw BPFError("detach the Weft program from the TC", description, errno: result) }
+        guard result == 0 else { throw SystemCallError("detach the Weft program from the TC", description, errno: result) }
         return true
     }
 
     /// The id of the program Weft has attached here, or nil.
-    public func attachedProgramID() throws(BPFError) -> UInt32? {
+    public func attachedProgramID() throws(SystemCallError) -> UInt32? {
         var id: UInt32 = 0
         let result = weft_tc_query(interfaceIndex, direction == .ingress ? 1 : 0, Self.handle, Self.priority, &id)
         if result == -ENOENT || result == -ENODEV || result == -EINVAL { return nil }
-        guard result == 0 else { throw BPFError("query the TC", description, errno: result) }
+        guard result == 0 else { throw SystemCallError("query the TC", description, errno: result) }
         return id
     }
 }

@@ -1,3 +1,4 @@
+import WeftSystem
 import Glibc
 import WeftCore
 import WeftNetlink
@@ -34,7 +35,7 @@ struct PeerRoutes {
 func ignoringMissing(_ body: () throws -> Void) throws {
     do {
         try body()
-    } catch let error as NetlinkError where [ENOENT, ESRCH, ENODEV].contains(error.errno) {
+    } catch let error as SystemCallError where error.isNotFound {
         return
     }
 }

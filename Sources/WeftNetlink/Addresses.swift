@@ -1,3 +1,4 @@
+import WeftSystem
 import CNetlink
 import Glibc
 import WeftCore
@@ -30,7 +31,7 @@ extension NetlinkSocket {
     }
 
     /// The IPv4 addresses of one interface, or of all when `index` is nil.
-    public func addresses(index: Int32? = nil) throws(NetlinkError) -> [InterfaceAddress] {
+    public func addresses(index: Int32? = nil) throws(SystemCallError) -> [InterfaceAddress] {
         let request = NetlinkRequest(type: UInt16(RTM_GETADDR), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.addressHeader(index: index ?? 0))
         return try dump(request, "list", "IPv4 addresses").compactMap(Self.decodeAddress)
@@ -38,7 +39,7 @@ extension NetlinkSocket {
     }
 
     /// Adds an address; one that is already there is left as it is.
-    public func addAddress(_ address: InterfaceAddress) throws(NetlinkError) {
+    public func addAddress(_ address: InterfaceAddress) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWADDR), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
                                      header: Self.addressHeader(prefixLength: address.prefixLength, index: address.interfaceIndex))
         request.append(Int32(IFA_LOCAL), address.address.octets)
@@ -46,7 +47,7 @@ extension NetlinkSocket {
         try perform(request, "add address \(address.address)/\(address.prefixLength) to", "interface \(address.interfaceIndex)")
     }
 
-    public func deleteAddress(_ address: InterfaceAddress) throws(NetlinkError) {
+    public func deleteAddress(_ address: InterfaceAddress) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_DELADDR), flags: NLM_F_REQUEST | NLM_F_ACK,
                                      header: Self.addressHeader(prefixLength: address.prefixLength, index: address.interfaceIndex))
         request.append(Int32(IFA_LOCAL), address.address.octets)

@@ -1,3 +1,4 @@
+import WeftSystem
 import CNetlink
 import Glibc
 import WeftCore
@@ -48,33 +49,33 @@ extension NetlinkSocket {
         return header
     }
 
-    public func links() throws(NetlinkError) -> [NetworkLink] {
+    public func links() throws(SystemCallError) -> [NetworkLink] {
         let request = NetlinkRequest(type: UInt16(RTM_GETLINK), flags: NLM_F_REQUEST | NLM_F_DUMP, header: Self.linkHeader())
         return try dump(request, "list", "interfaces").compactMap(Self.decodeLink)
     }
 
     /// The interface called `name`, or nil if there is none.
-    public func link(named name: String) throws(NetlinkError) -> NetworkLink? {
+    public func link(named name: String) throws(SystemCallError) -> NetworkLink? {
         var request = NetlinkRequest(type: UInt16(RTM_GETLINK), flags: NLM_F_REQUEST | NLM_F_ACK, header: Self.linkHeader())
         request.append(Int32(IFLA_IFNAME), string: name)
         return try lookupLink(request, name)
     }
 
-    public func link(index: Int32) throws(NetlinkError) -> NetworkLink? {
+    public func link(index: Int32) throws(SystemCallError) -> NetworkLink? {
         let request = NetlinkRequest(type: UInt16(RTM_GETLINK), flags: NLM_F_REQUEST | NLM_F_ACK, header: Self.linkHeader(index: index))
         return try lookupLink(request, "interface \(index)")
     }
 
-    private func lookupLink(_ request: NetlinkRequest, _ object: String) throws(NetlinkError) -> NetworkLink? {
+    private func lookupLink(_ request: NetlinkRequest, _ object: String) throws(SystemCallError) -> NetworkLink? {
         do {
             return try dump(request, "look up interface", object).compactMap(Self.decodeLink).first
-        } catch where error.errno == ENODEV {
+        } catch where error.errno == .operationNotSupportedByDevice {
             return nil
         }
     }
 
     /// Creates a vxlan device, down; `mac` fixes its address (the VTEP MAC peers cache).
-    public func createVXLAN(name: String, settings: VXLANSettings, mtu: UInt32, mac: MACAddress?) throws(NetlinkError) {
+    public func createVXLAN(name: String, settings: VXLANSettings, mtu: UInt32, mac: MACAddress?) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWLINK), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
                                      header: Self.linkHeader())
         request.append(Int32(IFLA_IFNAME), string: name)
@@ -95,7 +96,7 @@ extension NetlinkSocket {
     }
 
     /// Changes what is given and leaves the rest: up or down, ARP on or off, MTU, MAC.
-    public func setLink(index: Int32, up: Bool? = nil, arp: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) throws(NetlinkError) {
+    public func setLink(index: Int32, up: Bool? = nil, arp: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) throws(SystemCallError) {
         var flags: UInt32 = 0
         var change: UInt32 = 0
         if let up {
@@ -113,7 +114,7 @@ extension NetlinkSocket {
         try perform(request, "configure", "interface \(index)")
     }
 
-    public func deleteLink(index: Int32) throws(NetlinkError) {
+    public func deleteLink(index: Int32) throws(SystemCallError) {
         let request = NetlinkRequest(type: UInt16(RTM_DELLINK), flags: NLM_F_REQUEST | NLM_F_ACK, header: Self.linkHeader(index: index))
         try perform(request, "delete", "interface \(index)")
     }

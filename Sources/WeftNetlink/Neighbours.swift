@@ -1,3 +1,4 @@
+import WeftSystem
 import CNetlink
 import Glibc
 import WeftCore
@@ -44,7 +45,7 @@ extension NetlinkSocket {
         return header
     }
 
-    public func neighbours(index: Int32) throws(NetlinkError) -> [NeighbourEntry] {
+    public func neighbours(index: Int32) throws(SystemCallError) -> [NeighbourEntry] {
         // A neighbour dump filters by NDA_IFINDEX; the header's index must stay zero.
         var request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_INET, index: 0))
@@ -54,7 +55,7 @@ extension NetlinkSocket {
         }
     }
 
-    public func replaceNeighbour(_ entry: NeighbourEntry) throws(NetlinkError) {
+    public func replaceNeighbour(_ entry: NeighbourEntry) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
                                      header: Self.neighbourHeader(family: AF_INET, index: entry.interfaceIndex,
                                                                   state: entry.permanent ? NUD_PERMANENT : NUD_REACHABLE))
@@ -63,7 +64,7 @@ extension NetlinkSocket {
         try perform(request, "install neighbour \(entry.address) lladdr \(entry.mac) on", "interface \(entry.interfaceIndex)")
     }
 
-    public func deleteNeighbour(_ entry: NeighbourEntry) throws(NetlinkError) {
+    public func deleteNeighbour(_ entry: NeighbourEntry) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_DELNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK,
                                      header: Self.neighbourHeader(family: AF_INET, index: entry.interfaceIndex))
         request.append(Int32(NDA_DST), entry.address.octets)
@@ -71,7 +72,7 @@ extension NetlinkSocket {
     }
 
     /// The forwarding entries with a remote destination on a vxlan device.
-    public func forwardingEntries(index: Int32) throws(NetlinkError) -> [ForwardingEntry] {
+    public func forwardingEntries(index: Int32) throws(SystemCallError) -> [ForwardingEntry] {
         let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_BRIDGE, index: index))
         return try neighbourDump(request, family: AF_BRIDGE, index: index, "forwarding entries").map { entry in
@@ -79,7 +80,7 @@ extension NetlinkSocket {
         }
     }
 
-    public func replaceForwardingEntry(_ entry: ForwardingEntry) throws(NetlinkError) {
+    public func replaceForwardingEntry(_ entry: ForwardingEntry) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
                                      header: Self.neighbourHeader(family: AF_BRIDGE, index: entry.interfaceIndex,
                                                                   state: NUD_PERMANENT, flags: NTF_SELF))
@@ -88,7 +89,7 @@ extension NetlinkSocket {
         try perform(request, "install forwarding entry \(entry.mac) dst \(entry.destination) on", "interface \(entry.interfaceIndex)")
     }
 
-    public func deleteForwardingEntry(_ entry: ForwardingEntry) throws(NetlinkError) {
+    public func deleteForwardingEntry(_ entry: ForwardingEntry) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_DELNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK,
                                      header: Self.neighbourHeader(family: AF_BRIDGE, index: entry.interfaceIndex, flags: NTF_SELF))
         request.append(Int32(NDA_LLADDR), entry.mac.bytes)
@@ -97,7 +98,7 @@ extension NetlinkSocket {
     }
 
     /// The entries of one family on one interface that carry both an IPv4 address and a MAC.
-    private func neighbourDump(_ request: NetlinkRequest, family: Int32, index: Int32, _ what: String) throws(NetlinkError)
+    private func neighbourDump(_ request: NetlinkRequest, family: Int32, index: Int32, _ what: String) throws(SystemCallError)
         -> [(address: IPv4Address, mac: MACAddress, state: UInt16)] {
         try dump(request, "list", "\(what) of interface \(index)").compactMap { message in
             guard message.type == UInt16(RTM_NEWNEIGH), message.payload.count >= Self.neighbourHeaderSize else { return nil }

@@ -1,3 +1,4 @@
+import WeftSystem
 import CNetlink
 import Glibc
 
@@ -9,9 +10,9 @@ public final class NetlinkSocket {
     private var buffer = [UInt8](repeating: 0, count: 1 << 16)
 
     /// `groups`: RTNLGRP_* numbers to receive notifications for.
-    public init(groups: [UInt32] = []) throws(NetlinkError) {
+    public init(groups: [UInt32] = []) throws(SystemCallError) {
         descriptor = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_ROUTE)
-        guard descriptor >= 0 else { throw NetlinkError("open", "a netlink socket", errno: errno) }
+        guard descriptor >= 0 else { throw SystemCallError("open", "a netlink socket", errno: errno) }
         var address = sockaddr_nl()
         address.nl_family = sa_family_t(AF_NETLINK)
         let bound = withUnsafePointer(to: &address) {
@@ -22,7 +23,7 @@ public final class NetlinkSocket {
         guard bound == 0 else {
             let error = errno
             close(descriptor)
-            throw NetlinkError("bind", "a netlink socket", errno: error)
+            throw SystemCallError("bind", "a netlink socket", errno: error)
         }
         var receiveBuffer: Int32 = 4 << 20
         setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
@@ -33,7 +34,7 @@ public final class NetlinkSocket {
             guard setsockopt(descriptor, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
                 let error = errno
                 close(descriptor)
-                throw NetlinkError("join netlink group \(group) on", "a netlink socket", errno: error)
+                throw SystemCallError("join netlink group \(group) on", "a netlink socket", errno: error)
             }
         }
     }
@@ -41,14 +42,14 @@ public final class NetlinkSocket {
     /// A socket in another network namespace (a path such as /run/netns/NAME): the
     /// calling thread enters it just long enough to open the socket, which stays bound
     /// to that namespace.
-    public convenience init(namespacePath: String, groups: [UInt32] = []) throws(NetlinkError) {
+    public convenience init(namespacePath: String, groups: [UInt32] = []) throws(SystemCallError) {
         let target = open(namespacePath, O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else { throw NetlinkError("open network namespace", namespacePath, errno: errno) }
+        guard target >= 0 else { throw SystemCallError("open network namespace", namespacePath, errno: errno) }
         defer { close(target) }
         let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard original >= 0 else { throw NetlinkError("open the current network namespace of", "this thread", errno: errno) }
+        guard original >= 0 else { throw SystemCallError("open the current network namespace of", "this thread", errno: errno) }
         defer { close(original) }
-        guard weft_enter_network_namespace(target) == 0 else { throw NetlinkError("enter network namespace", namespacePath, errno: errno) }
+        guard weft_enter_network_namespace(target) == 0 else { throw SystemCallError("enter network namespace", namespacePath, errno: errno) }
         defer { _ = weft_enter_network_namespace(original) }
         try self.init(groups: groups)
     }
@@ -59,68 +60,68 @@ public final class NetlinkSocket {
     public var fileDescriptor: Int32 { descriptor }
 
     /// Sends a request that changes something and waits for the kernel's acknowledgement.
-    func perform(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) {
+    func perform(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(SystemCallError) {
         _ = try exchange(request, operation, object)
     }
 
     /// Sends a dump request and collects every reply message up to NLMSG_DONE. A dump the
     /// kernel marks interrupted (`NLM_F_DUMP_INTR`: the table changed while it was read) is
     /// incomplete, and is read again; after `attempts` such reads the error says so.
-    func dump(_ request: NetlinkRequest, _ operation: String, _ object: String, attempts: Int = 5) throws(NetlinkError) -> [NetlinkMessage] {
+    func dump(_ request: NetlinkRequest, _ operation: String, _ object: String, attempts: Int = 5) throws(SystemCallError) -> [NetlinkMessage] {
         for _ in 0..<attempts {
             let replies = try exchange(request, operation, object)
             if !NetlinkMessage.dumpWasInterrupted(replies) { return replies }
         }
-        throw NetlinkError(operation, "\(object) (the table kept changing while it was read, \(attempts) times)", errno: EAGAIN)
+        throw SystemCallError(operation, "\(object) (the table kept changing while it was read, \(attempts) times)", errno: EAGAIN)
     }
 
     /// Blocks until change notifications arrive (on a socket made with `groups`), `wake`
     /// becomes readable, or `timeoutMilliseconds` pass; returns how many arrived. ENOBUFS
     /// (the kernel dropped some) is `overrun: true`: the caller must assume anything changed.
-    public func waitForChanges(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(NetlinkError) -> (count: Int, overrun: Bool) {
+    public func waitForChanges(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(SystemCallError) -> (count: Int, overrun: Bool) {
         let (messages, overrun) = try notifications(timeoutMilliseconds: timeoutMilliseconds, wake: wake)
         return (messages.count, overrun)
     }
 
-    func notifications(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(NetlinkError) -> (messages: [NetlinkMessage], overrun: Bool) {
+    func notifications(timeoutMilliseconds: Int32, wake: Int32 = -1) throws(SystemCallError) -> (messages: [NetlinkMessage], overrun: Bool) {
         var pollers = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         let ready = poll(&pollers, 2, timeoutMilliseconds)
-        if ready < 0 && errno != EINTR { throw NetlinkError("wait for", "netlink notifications", errno: errno) }
+        if ready < 0 && errno != EINTR { throw SystemCallError("wait for", "netlink notifications", errno: errno) }
         guard ready > 0, pollers[0].revents != 0 else { return ([], false) }
         let count = recv(descriptor, &buffer, buffer.count, Int32(MSG_DONTWAIT))
         if count < 0 {
             if errno == ENOBUFS { return ([], true) }
             if errno == EAGAIN || errno == EINTR { return ([], false) }
-            throw NetlinkError("read", "netlink notifications", errno: errno)
+            throw SystemCallError("read", "netlink notifications", errno: errno)
         }
         return (NetlinkMessage.parse(Array(buffer[0..<count])) ?? [], false)
     }
 
-    private func exchange(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(NetlinkError) -> [NetlinkMessage] {
+    private func exchange(_ request: NetlinkRequest, _ operation: String, _ object: String) throws(SystemCallError) -> [NetlinkMessage] {
         sequence &+= 1
         let message = request.encoded(sequence: sequence)
         let sent = message.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
-        guard sent == message.count else { throw NetlinkError(operation, object, errno: sent < 0 ? errno : EIO) }
+        guard sent == message.count else { throw SystemCallError(operation, object, errno: sent < 0 ? errno : EIO) }
         var replies: [NetlinkMessage] = []
         while true {
             let count = recv(descriptor, &buffer, buffer.count, 0)
             if count < 0 {
                 if errno == EINTR { continue }
-                throw NetlinkError(operation, object, errno: errno)
+                throw SystemCallError(operation, object, errno: errno)
             }
             guard let messages = NetlinkMessage.parse(Array(buffer[0..<count])) else {
-                throw NetlinkError(operation, "\(object) (malformed netlink reply)", errno: EPROTO)
+                throw SystemCallError(operation, "\(object) (malformed netlink reply)", errno: EPROTO)
             }
             for reply in messages where reply.sequence == sequence {
                 switch Int32(reply.type) {
                 case NLMSG_ERROR:
                     let code = reply.errorCode
-                    guard code == 0 else { throw NetlinkError(operation, object, errno: code) }
+                    guard code == 0 else { throw SystemCallError(operation, object, errno: code) }
                     return replies
                 case NLMSG_DONE:
                     // A dump that failed part-way says so here.
                     let code = reply.errorCode
-                    guard code <= 0 else { throw NetlinkError(operation, object, errno: code) }
+                    guard code <= 0 else { throw SystemCallError(operation, object, errno: code) }
                     return replies
                 default:
                     replies.append(reply)

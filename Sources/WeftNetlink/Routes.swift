@@ -1,3 +1,4 @@
+import WeftSystem
 import CNetlink
 import Glibc
 import WeftCore
@@ -57,13 +58,13 @@ extension NetlinkSocket {
     }
 
     /// The IPv4 unicast routes of the main table.
-    public func routes() throws(NetlinkError) -> [Route] {
+    public func routes() throws(SystemCallError) -> [Route] {
         let request = NetlinkRequest(type: UInt16(RTM_GETROUTE), flags: NLM_F_REQUEST | NLM_F_DUMP, header: Self.routeHeader(for: nil))
         return try dump(request, "list", "IPv4 routes").compactMap(Self.decodeRoute)
     }
 
     /// The interface the kernel would send a packet to `destination` through (`ip route get`).
-    public func outgoingInterface(toward destination: IPv4Address) throws(NetlinkError) -> Int32? {
+    public func outgoingInterface(toward destination: IPv4Address) throws(SystemCallError) -> Int32? {
         var header = Self.routeHeader(for: nil)
         header[1] = 32
         var request = NetlinkRequest(type: UInt16(RTM_GETROUTE), flags: NLM_F_REQUEST | NLM_F_ACK, header: header)
@@ -74,20 +75,20 @@ extension NetlinkSocket {
                 if let index = reply.attributes(after: Self.routeHeaderSize).uint32(Int32(RTA_OIF.rawValue)) { return Int32(bitPattern: index) }
             }
             return nil
-        } catch where error.errno == ENETUNREACH || error.errno == EHOSTUNREACH {
+        } catch where error.errno == .networkUnreachable || error.errno == .noRouteToHost {
             return nil
         }
     }
 
     /// Adds the route, or replaces the one to the same destination.
-    public func replaceRoute(_ route: Route) throws(NetlinkError) {
+    public func replaceRoute(_ route: Route) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_NEWROUTE), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
                                      header: Self.routeHeader(for: route))
         Self.appendRouteAttributes(route, to: &request)
         try perform(request, "install route", route.description)
     }
 
-    public func deleteRoute(_ route: Route) throws(NetlinkError) {
+    public func deleteRoute(_ route: Route) throws(SystemCallError) {
         var request = NetlinkRequest(type: UInt16(RTM_DELROUTE), flags: NLM_F_REQUEST | NLM_F_ACK, header: Self.routeHeader(for: route))
         Self.appendRouteAttributes(route, to: &request)
         try perform(request, "delete route", route.description)

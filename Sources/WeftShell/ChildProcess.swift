@@ -1,5 +1,6 @@
 import CWeftShell
 import Glibc
+import WeftSystem
 import Synchronization
 
 /// A program Weft started. Every path by which Weft runs another program (the lab, the
@@ -90,7 +91,7 @@ public final class ChildProcess: Sendable {
         defer { for descriptor in childEnds { close(descriptor) } }
         func pipeEnds() throws -> (read: Int32, write: Int32) {
             var ends: [Int32] = [-1, -1]
-            guard weft_pipe_cloexec(&ends) == 0 else { throw SpawnError(arguments, operation: "create a pipe", errno: errno) }
+            guard weft_pipe_cloexec(&ends) == 0 else { throw SystemCallError("create a pipe for", arguments[0], errno: errno) }
             return (ends[0], ends[1])
         }
         var inputEnd: Int32?
@@ -130,7 +131,7 @@ public final class ChildProcess: Sendable {
             ?? posix_spawnp(&child, arguments[0], &actions, &attributes, argv, environ)
         guard result == 0 else {
             for descriptor in [inputEnd, outputEnd, errorEnd].compactMap({ $0 }) { close(descriptor) }
-            throw SpawnError(arguments, operation: "start", errno: result)
+            throw SystemCallError("start", arguments[0], errno: result)
         }
         pid = child
         pipes = Mutex((inputEnd, outputEnd, errorEnd))
@@ -159,7 +160,7 @@ public final class ChildProcess: Sendable {
         }
         let argv = arguments.map { strdup($0) } + [nil]
         execvp(arguments[0], argv)
-        throw SpawnError(arguments, operation: "run", errno: errno)
+        throw SystemCallError("start", arguments[0], errno: errno)
     }
 
     /// Still running (not yet reaped)?
@@ -244,23 +245,5 @@ public final class ChildProcess: Sendable {
             }
         }
         return (wait(), collected[0], collected[1])
-    }
-}
-
-/// A program that could not be started: which, what failed, and what to do.
-public struct SpawnError: Error, CustomStringConvertible {
-    public let arguments: [String]
-    public let operation: String
-    public let errno: Int32
-
-    init(_ arguments: [String], operation: String, errno: Int32) {
-        self.arguments = arguments
-        self.operation = operation
-        self.errno = errno
-    }
-
-    public var description: String {
-        let hint = errno == ENOENT ? ": it is not installed, or not on PATH" : errno == EACCES ? ": it is not executable" : ""
-        return "cannot \(operation) \(arguments[0]): \(String(cString: strerror(errno)))\(hint)"
     }
 }

@@ -1,3 +1,4 @@
+import WeftSystem
 import Foundation
 import Testing
 import WeftBPF
@@ -45,7 +46,7 @@ struct MapTests {
 
     @Test func anUnknownGlobalIsNamed() throws {
         let object = try BPFObject(path: BuiltPrograms.path("from_pod"), pinDirectory: pins.path)
-        #expect(throws: BPFError("set global weft_nonsense in", BuiltPrograms.path("from_pod"), errno: ENOENT)) {
+        #expect(throws: SystemCallError("set global weft_nonsense in", BuiltPrograms.path("from_pod"), errno: ENOENT)) {
             try object.setGlobal("weft_nonsense", UInt32(1))
         }
     }

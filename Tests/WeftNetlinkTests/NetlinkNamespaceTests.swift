@@ -1,3 +1,4 @@
+import WeftSystem
 import Glibc
 import Testing
 import WeftCore
@@ -69,8 +70,8 @@ struct NetlinkNamespaceTests {
         let netlink = try NetlinkSocket(namespacePath: "/run/netns/\(ns)")
         #expect(try netlink.link(named: "eth9") == nil)
         let route = Route(destination: IPv4Prefix("10.244.2.0/24")!, gateway: IPv4Address("198.18.0.2")!, interfaceIndex: 999)
-        let error = #expect(throws: NetlinkError.self) { try netlink.replaceRoute(route) }
+        let error = #expect(throws: SystemCallError.self) { try netlink.replaceRoute(route) }
         #expect(error?.description.hasPrefix("install route 10.244.2.0/24 via 198.18.0.2 dev 999:") == true)
-        #expect(throws: NetlinkError.self) { try NetlinkSocket(namespacePath: "/run/netns/\(namespaces.tag)-missing") }
+        #expect(throws: SystemCallError.self) { try NetlinkSocket(namespacePath: "/run/netns/\(namespaces.tag)-missing") }
     }
 }

@@ -112,7 +112,7 @@ struct ChildProcessTests {
         #expect {
             try Command.run(["weft-no-such-program"])
         } throws: { error in
-            "\(error)" == "cannot start weft-no-such-program: No such file or directory: it is not installed, or not on PATH"
+            "\(error)" == "start weft-no-such-program: No such file or directory: it is not installed, or not on PATH"
         }
     }
 }

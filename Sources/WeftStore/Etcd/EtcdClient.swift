@@ -46,7 +46,7 @@ final class EtcdClient: Sendable {
         try await withFailover { endpoint in
             let response = try await post(endpoint, path, body)
             let data = Data((try await response.body.collect(upTo: 64 << 20)).readableBytesView)
-            if response.status == .unauthorized || (response.status.code >= 400 && String(decoding: data, as: UTF8.self).contains("invalid auth token")) {
+            if response.status == .unauthorized || EtcdRequestError.grpcCode(of: data) == EtcdRequestError.unauthenticated {
                 token.withLock { $0 = nil }
                 let retry = try await post(endpoint, path, body)
                 return try decode(retry.status.code, Data((try await retry.body.collect(upTo: 64 << 20)).readableBytesView), path)
@@ -61,7 +61,8 @@ final class EtcdClient: Sendable {
             let response = try await post(endpoint, path, body, timeout: .hours(24 * 365))
             guard response.status == .ok else {
                 let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
-                throw EtcdRequestError(path: path, status: Int(response.status.code), message: String(decoding: data, as: UTF8.self))
+                throw EtcdRequestError(path: path, status: Int(response.status.code), code: EtcdRequestError.grpcCode(of: data),
+                                       message: String(decoding: data, as: UTF8.self))
             }
             return response
         }
@@ -110,7 +111,7 @@ final class EtcdClient: Sendable {
         let response = try await post(endpoint, "/v3/auth/authenticate", body, authenticate: false)
         let data = Data((try await response.body.collect(upTo: 1 << 20)).readableBytesView)
         guard response.status == .ok, case .string(let fresh)? = try EtcdMessages.object(data)["token"] else {
-            throw EtcdRequestError(path: "/v3/auth/authenticate", status: Int(response.status.code),
+            throw EtcdRequestError(path: "/v3/auth/authenticate", status: Int(response.status.code), code: EtcdRequestError.grpcCode(of: data),
                                    message: "etcd refused user \(username): \(String(decoding: data, as: UTF8.self)); check --etcd-username and --etcd-password")
         }
         token.withLock { $0 = fresh }
@@ -119,19 +120,33 @@ final class EtcdClient: Sendable {
 
     private func decode(_ status: UInt, _ data: Data, _ path: String) throws -> [String: JSONValue] {
         guard status == 200 else {
-            throw EtcdRequestError(path: path, status: Int(status), message: String(decoding: data, as: UTF8.self))
+            throw EtcdRequestError(path: path, status: Int(status), code: EtcdRequestError.grpcCode(of: data),
+                                   message: String(decoding: data, as: UTF8.self))
         }
         return try EtcdMessages.object(data)
     }
 }
 
 
-/// etcd answered, and said no: not a connectivity problem, so no failover.
+/// etcd answered, and said no: not a connectivity problem, so no failover. Callers decide
+/// by the gateway's gRPC status code, never by the message's words.
 struct EtcdRequestError: Error, CustomStringConvertible {
     let path: String
     let status: Int
+    /// The gRPC status code the gateway reports (`{"code":5,...}`), when it gave one.
+    let code: Int?
     let message: String
     var description: String { "etcd \(path) answered \(status): \(message)" }
+
+    /// gRPC's NOT_FOUND: a lease that is gone, say.
+    static let notFound = 5
+    /// gRPC's UNAUTHENTICATED: an expired or unknown auth token.
+    static let unauthenticated = 16
+
+    static func grpcCode(of body: Data) -> Int? {
+        guard case .object(let members)? = try? JSONValue.parse(body), case .integer(let code)? = members["code"] else { return nil }
+        return Int(code)
+    }
 }
 
 /// One HTTP client per TLS setup, for the life of the process (a client must be shut

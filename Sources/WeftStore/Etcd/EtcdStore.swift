@@ -47,7 +47,7 @@ public final class EtcdStore: KeyValueStore {
     public func revokeLease(_ lease: Int64) async throws {
         do {
             _ = try await client.call("/v3/lease/revoke", EtcdMessages.body(["ID": .string(String(lease))]))
-        } catch let error as EtcdRequestError where error.message.contains("requested lease not found") {
+        } catch let error as EtcdRequestError where error.code == EtcdRequestError.notFound {
             return
         }
     }

@@ -4,6 +4,7 @@ import Logging
 import Synchronization
 import WeftBPF
 import WeftCore
+import WeftDaemon
 import WeftDataplane
 import WeftNetlink
 
@@ -21,47 +22,6 @@ struct DataplaneCommand: ParsableCommand {
         var bpfDir: String?
 
         var programs: BPFPrograms { bpfDir.map(BPFPrograms.init(directory:)) ?? BPFPrograms.locate() }
-    }
-
-    struct Probe: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Say whether this kernel and these privileges can run the BPF dataplane, and why not.")
-        @OptionGroup var programs: Programs
-        @Flag(help: "Print JSON.") var json = false
-
-        func run() throws {
-            let probe = DataplaneProbe.run(programs: programs.programs)
-            if json {
-                print(JSONValue.object(["bpf": .bool(probe.canRunBPF), "reasons": .array(probe.reasons.map(JSONValue.string))])
-                    .serialized(keyOrder: ["bpf", "reasons"]))
-            } else if probe.canRunBPF {
-                print("bpf: usable (programs in \(programs.programs.directory))")
-            } else {
-                print("bpf: not usable")
-                for reason in probe.reasons { print("  - \(reason)") }
-            }
-            if !probe.canRunBPF { throw ExitCode(1) }
-        }
-    }
-
-    struct Compile: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Compile the TC programs in bpf/ with clang (-target bpf -O2 -g).")
-        @Option(help: "The bpf/ source directory. Default: the checkout weft was built from.") var source: String?
-        @Option(help: "Where to write the objects. Default: <source>/out.") var output: String?
-        @Flag(help: "Compile even when the objects are newer than their sources.") var force = false
-
-        func run() throws {
-            guard let source = source ?? BPFPrograms.sourceDirectory(near: CommandLine.arguments[0]) else {
-                throw CommandFailure("no bpf/ source directory beside this weft binary; pass --source DIR")
-            }
-            let target = BPFPrograms(directory: output ?? "\(source)/out")
-            let compiler = BPFCompiler(sourceDirectory: source)
-            guard force || compiler.isStale(target) else {
-                print("up to date: \(target.directory)")
-                return
-            }
-            try compiler.compile(into: target)
-            print("compiled \(BPFPrograms.names.count) programs into \(target.directory)")
-        }
     }
 
     /// What a node's dataplane is made from: its network, subnet, underlay and identity.
@@ -95,135 +55,21 @@ struct DataplaneCommand: ParsableCommand {
                 return ip
             } ?? netlink.addresses(index: underlay.index).first?.address
             guard let publicIP else { throw CommandFailure("--iface \(iface) has no IPv4 address; give one or pass --public-ip") }
-            let selection = try DataplaneSelection.select(dataplane, probe: DataplaneProbe.run(programs: programs.programs))
+            let dataplanes = SystemDataplanes(programs: programs.programs, pinDirectory: pinDir)
+            let selection = try dataplanes.select(dataplane)
             logger.notice("dataplane selected", metadata: ["mode": "\(selection.mode.rawValue)", "reason": "\(selection.reason)"])
             let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
-                                        backend: config.backend,
-                                        vtepMAC: try vtepMAC(config.backend, mode: selection.mode, netlink))
-            switch selection.mode {
-            case .bpf: return try BPFDataplane(settings: settings, pinDirectory: pinDir, programs: programs.programs, logger: logger)
-            case .kernel: return try KernelDataplane(settings: settings, logger: logger)
-            }
+                                        backend: config.backend, vtepMAC: try vtepMAC(config.backend, mode: selection.mode, dataplanes))
+            return try dataplanes.make(settings, mode: selection.mode, logger: logger)
         }
 
-        private func vtepMAC(_ backend: Backend, mode: DataplaneMode, _ netlink: NetlinkSocket) throws -> MACAddress {
+        private func vtepMAC(_ backend: Backend, mode: DataplaneMode, _ dataplanes: SystemDataplanes) throws -> MACAddress {
             if let text = vtepMAC {
                 guard let mac = MACAddress(text) else { throw CommandFailure("--vtep-mac \(text): expected a MAC such as 0a:58:0a:f4:01:01") }
                 return mac
             }
             guard case .vxlan(let options) = backend else { return MACAddress(bytes: [2, 0, 0, 0, 0, 0])! }
-            return mode.currentOrNewVTEPMAC(vni: options.vni, netlink)
-        }
-    }
-
-    struct Up: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Set up (or adopt) this node's dataplane, program its peers, and exit.",
-            discussion: "Safe to run again at any time: BPF maps are kept and filters replaced atomically; kernel entries are compared first.")
-        @OptionGroup var node: NodeOptions
-        @OptionGroup var logging: LoggingOptions
-
-        func run() throws {
-            logging.bootstrap()
-            let leases = try node.peerLeases()
-            let logger = Logger(label: "weft.dataplane")
-            let dataplane = try node.makeDataplane(logger: logger)
-            try dataplane.setUp()
-            let plan = try dataplane.plan(peers: leases.leases)
-            let report = try dataplane.apply(plan)
-            for rejection in plan.rejected {
-                logger.warning("rejected a lease; it is not programmed", metadata: ["subnet": "\(rejection.subnet)", "reason": "\(rejection.reason)"])
-            }
-            print("\(dataplane.mode.rawValue) dataplane up: \(plan.paths.count) peers, \(report.peersWritten) written, \(report.peersRemoved) removed"
-                  + (plan.rejected.isEmpty ? "" : ", \(plan.rejected.count) leases rejected"))
-        }
-    }
-
-    struct Run: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Set up this node's dataplane and keep it that way: repair what the host network loses, until SIGTERM.",
-            discussion: "On SIGTERM or SIGINT it exits 0 and leaves the dataplane in place, so pods keep talking.")
-        @OptionGroup var node: NodeOptions
-        @Option(help: "Seconds between full checks; netlink events trigger one at once as well.") var interval: Int = 2
-        @OptionGroup var logging: LoggingOptions
-
-        func run() throws {
-            logging.bootstrap()
-            let logger = Logger(label: "weft.dataplane")
-            let dataplane = try node.makeDataplane(logger: logger)
-            try dataplane.setUp()
-            let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: try node.peerLeases(), interval: .seconds(interval), logger: logger)
-            try supervisor.reconcile()
-            let stop = StopSignal { supervisor.stop() }
-            logger.notice("dataplane running; SIGTERM to stop", metadata: ["mode": "\(dataplane.mode.rawValue)"])
-            try withExtendedLifetime(stop) { try supervisor.run() }
-            logger.notice("stopping; the dataplane stays in place")
-        }
-    }
-
-    struct Endpoint: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Register or unregister a pod on this node.", subcommands: [Add.self, Remove.self])
-
-        struct Add: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "Deliver to a pod directly and attach from_pod to its veth.")
-            @Option(help: "The pod's IPv4 address.") var ip: String
-            @Option(help: "The host side of the pod's veth pair.") var iface: String
-            @Option(help: "The MAC of the pod's own interface.") var podMAC: String
-            @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
-
-            func run() throws {
-                guard let address = IPv4Address(ip) else { throw CommandFailure("--ip \(ip): expected an IPv4 address") }
-                guard let mac = MACAddress(podMAC) else { throw CommandFailure("--pod-mac \(podMAC): expected a MAC address") }
-                try BPFEndpoints(pinDirectory: pinDir).add(address: address, hostInterface: iface, podMAC: mac)
-            }
-        }
-
-        struct Remove: ParsableCommand {
-            static let configuration = CommandConfiguration(commandName: "del", abstract: "Stop delivering to a pod and detach from its veth.")
-            @Option(help: "The pod's IPv4 address.") var ip: String
-            @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
-
-            func run() throws {
-                guard let address = IPv4Address(ip) else { throw CommandFailure("--ip \(ip): expected an IPv4 address") }
-                try BPFEndpoints(pinDirectory: pinDir).remove(address: address)
-            }
-        }
-    }
-
-    struct Down: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Remove what the dataplane made in this network namespace.",
-            discussion: "Always removes the BPF dataplane's filters, devices, routes and pins. With --net-config-path and --iface it also removes the kernel dataplane's flannel.<VNI> device and peer routes.")
-        @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
-        @Option(help: "The network config, to find the kernel dataplane's device and routes.") var netConfigPath: String?
-        @Option(help: "The underlay interface the kernel dataplane's routes use.") var iface: String?
-        @OptionGroup var logging: LoggingOptions
-
-        func run() throws {
-            logging.bootstrap()
-            let logger = Logger(label: "weft.dataplane")
-            try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
-            guard let netConfigPath, let iface else { return }
-            let config = try ConfigFile.load(netConfigPath).config
-            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
-                                        backend: config.backend, vtepMAC: MACAddress(bytes: [2, 0, 0, 0, 0, 0])!)
-            try KernelDataplane(settings: settings, logger: logger).tearDown()
-        }
-    }
-}
-
-/// SIGTERM and SIGINT, turned into a flag a loop can poll.
-/// Runs `action` once SIGTERM or SIGINT arrives, while this object lives.
-final class StopSignal {
-    private let sources: [any DispatchSourceSignal]
-
-    init(_ action: @escaping @Sendable () -> Void) {
-        sources = [SIGTERM, SIGINT].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler(handler: action)
-            source.resume()
-            return source
+            return dataplanes.currentOrNewVTEPMAC(vni: options.vni, mode: mode)
         }
     }
 }

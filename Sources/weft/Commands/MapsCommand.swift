@@ -1,3 +1,4 @@
+import WeftSystem
 import ArgumentParser
 import WeftBPF
 import WeftCore
@@ -76,7 +77,7 @@ struct MapsCommand: ParsableCommand {
             let totals: [DataplaneCounter: (packets: UInt64, bytes: UInt64)]
             do {
                 totals = try location.open().counters.totals()
-            } catch let error as BPFError {
+            } catch let error as SystemCallError {
                 throw CommandFailure("\(error)")
             }
             if location.json {

@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import WeftBPF
+import WeftCore
+import WeftDataplane
+import WeftNetlink
+
+extension DataplaneCommand {
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove what the dataplane made in this network namespace.",
+            discussion: "Always removes the BPF dataplane's filters, devices, routes and pins. With --net-config-path and --iface it also removes the kernel dataplane's flannel.<VNI> device and peer routes.")
+        @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
+        @Option(help: "The network config, to find the kernel dataplane's device and routes.") var netConfigPath: String?
+        @Option(help: "The underlay interface the kernel dataplane's routes use.") var iface: String?
+        @OptionGroup var logging: LoggingOptions
+
+        func run() throws {
+            logging.bootstrap()
+            let logger = Logger(label: "weft.dataplane")
+            try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+            guard let netConfigPath, let iface else { return }
+            let config = try ConfigFile.load(netConfigPath).config
+            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
+                                        backend: config.backend, vtepMAC: MACAddress(bytes: [2, 0, 0, 0, 0, 0])!)
+            try KernelDataplane(settings: settings, logger: logger).tearDown()
+        }
+    }
+}

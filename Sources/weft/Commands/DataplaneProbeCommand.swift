@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Synchronization
+import WeftBPF
+import WeftCore
+import WeftDataplane
+import WeftNetlink
+
+extension DataplaneCommand {
+    struct Probe: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Say whether this kernel and these privileges can run the BPF dataplane, and why not.")
+        @OptionGroup var programs: Programs
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let probe = DataplaneProbe.run(programs: programs.programs)
+            if json {
+                print(JSONValue.object(["bpf": .bool(probe.canRunBPF), "reasons": .array(probe.reasons.map(JSONValue.string))])
+                    .serialized(keyOrder: ["bpf", "reasons"]))
+            } else if probe.canRunBPF {
+                print("bpf: usable (programs in \(programs.programs.directory))")
+            } else {
+                print("bpf: not usable")
+                for reason in probe.reasons { print("  - \(reason)") }
+            }
+            if !probe.canRunBPF { throw ExitCode(1) }
+        }
+    }
+}
