@@ -56,7 +56,11 @@ struct ChildProcessTests {
     @Test("sleep 30 ends on SIGTERM within a second, reported as that signal")
     func sigtermEndsSleep() throws {
         let child = try withHostileSignalState { try ChildProcess(["sleep", "30"]) }
-        usleep(100_000)
+        // Once it is sleep (exec done), the signal meets sleep itself.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while (try? String(contentsOfFile: "/proc/\(child.pid)/comm", encoding: .utf8)) != "sleep\n" && ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
         let start = ContinuousClock.now
         child.signal(SIGTERM)
         let termination = child.wait()
