@@ -53,3 +53,29 @@ struct DataplaneCommandTests {
         #expect(try String(contentsOfFile: tools.file("signals"), encoding: .utf8) == "SigBlk:\t0000000000000000\n")
     }
 }
+
+@Suite("weft daemon reads flanneld's command lines")
+struct DaemonCommandLineTests {
+    @Test("flanneld's spellings parse: the only complaint is the deliberately bad value")
+    func flanneldSpellingsParse() throws {
+        let result = try WeftProcess.run(["daemon", "-iface=eth0", "--ip-masq=true", "-v=2", "-subnet-file", "/nonexistent/subnet.env",
+                                          "--dataplane", "nonsense"])
+        #expect(result.status != 0)
+        let complaint = String(result.stderr.split(separator: "\n").first ?? "")
+        #expect(complaint.contains("nonsense"), "\(result.stderr)")
+        #expect(!complaint.contains("iface") && !complaint.contains("ip-masq") && !complaint.contains("subnet-file"), "\(result.stderr)")
+    }
+
+    @Test("A flanneld flag Weft lacks is named, with what to use instead")
+    func unsupportedFlag() throws {
+        let result = try WeftProcess.run(["daemon", "--kube-subnet-mgr", "--iface", "eth0"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("weft daemon does not implement flanneld's --kube-subnet-mgr"), "\(result.stderr)")
+    }
+
+    @Test("weft --version and weft daemon --version print the version")
+    func version() throws {
+        #expect(try WeftProcess.run(["--version"]).stdout == "0.5.0\n")
+        #expect(try WeftProcess.run(["daemon", "--version"]).stdout == "0.5.0\n")
+    }
+}

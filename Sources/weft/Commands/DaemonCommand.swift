@@ -7,14 +7,16 @@ import WeftDaemon
 import WeftDataplane
 import WeftStore
 
-/// `weft daemon`: the node daemon, with flanneld's flag names. Every flag can also be
-/// set as `FLANNELD_<NAME>` in the environment (`--iface-regex` is FLANNELD_IFACE_REGEX);
-/// the command line wins. Repeatable flags take a comma-separated list there.
+/// `weft daemon`: the node daemon, with flanneld's flag names and spellings. Every flag can
+/// also be set as `FLANNELD_<NAME>` in the environment (`--iface-regex` is
+/// FLANNELD_IFACE_REGEX); the command line wins. As in flanneld, a variable gives a
+/// repeatable flag one value, and booleans take Go's spellings.
 struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Run this node: lease a subnet, write subnet.env, program the dataplane, follow the peers.",
-        discussion: "SIGTERM or SIGINT stops it cleanly and leaves the dataplane in place, so pods keep talking.")
+        discussion: "SIGTERM or SIGINT stops it cleanly and leaves the dataplane in place, so pods keep talking.",
+        version: WeftVersion.current)
 
     @OptionGroup var store: StoreOptions
 
@@ -48,10 +50,31 @@ struct DaemonCommand: AsyncParsableCommand {
     var statusFile: String?
     @OptionGroup var logging: LoggingOptions
 
+    /// The boolean flags, which flanneld's command lines may give as `--flag=true`.
+    static let booleanFlags: Set<String> = ["ip-masq"]
+
+    /// Every flag `weft daemon` takes, read off its own help, so a `FLANNELD_*` variable
+    /// for anything else can be named.
+    static var flagNames: Set<String> {
+        let help = DaemonCommand.helpMessage(columns: 1000)
+        var names: Set<String> = []
+        var rest = Substring(help)
+        while let start = rest.range(of: "--") {
+            let name = rest[start.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "-" }
+            if !name.isEmpty { names.insert(String(name)) }
+            rest = rest[start.upperBound...]
+        }
+        return names
+    }
+
     func run() async throws {
         logging.bootstrap()
         let logger = Logger(label: "weft.daemon")
-        let settings = try resolvedSettings(environment: ProcessInfo.processInfo.environment)
+        let environment = ProcessInfo.processInfo.environment
+        for (variable, advice) in FlanneldCommandLine.unsupportedVariables(in: environment, known: Self.flagNames) {
+            logger.warning("ignoring a flanneld variable weft daemon does not implement", metadata: ["variable": "\(variable)", "advice": "\(advice)"])
+        }
+        let settings = try resolvedSettings(environment: environment)
         let registry = try store.makeRegistry()
         do {
             try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
@@ -70,8 +93,9 @@ struct DaemonCommand: AsyncParsableCommand {
         func env(_ flag: String) -> String? {
             NodeEnvironment.flanneld(flag, in: environment)
         }
+        // flanneld's repeatable flags take their variable's whole value as one entry.
         func list(_ values: [String], _ flag: String) -> [String] {
-            values.isEmpty ? (env(flag)?.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } ?? []) : values
+            values.isEmpty ? (env(flag).map { [$0] } ?? []) : values
         }
         func address(_ value: String?, _ flag: String) throws -> IPv4Address? {
             guard let text = value ?? env(flag) else { return nil }
@@ -97,7 +121,14 @@ struct DaemonCommand: AsyncParsableCommand {
         settings.renewMargin = .seconds(margin * 60)
         settings.healthAddress = healthzIP ?? env("healthz-ip") ?? "0.0.0.0"
         settings.healthPort = try integer(healthzPort, "healthz-port") ?? 0
-        settings.ipMasquerade = ipMasq || ["1", "true"].contains(env("ip-masq")?.lowercased() ?? "")
+        if ipMasq {
+            settings.ipMasquerade = true
+        } else if let text = env("ip-masq") {
+            guard let enabled = FlanneldCommandLine.parseBool(text) else {
+                throw CommandFailure("\(NodeEnvironment.flanneldVariable("ip-masq"))=\(text): expected true or false (or 1, 0, t, f)")
+            }
+            settings.ipMasquerade = enabled
+        }
         if let text = env("dataplane"), dataplane == nil {
             guard let choice = DataplaneChoice(rawValue: text) else { throw CommandFailure("FLANNELD_DATAPLANE=\(text): expected auto, bpf or kernel") }
             settings.dataplane = choice
