@@ -127,7 +127,13 @@ struct LeaseService: Service {
     private func renew(_ shared: Shared) async throws {
         var retry = StoreRetry()
         while true {
-            let expiration = shared.lease.withLock { $0.lease.expiration } ?? Date().addingTimeInterval(60)
+            let current = shared.lease.withLock { $0 }
+            // A reservation never expires: nothing to renew, and the check loop still defends it.
+            if current.isReservation {
+                try await Task.sleep(for: .seconds(3600))
+                continue
+            }
+            let expiration = current.lease.expiration ?? Date().addingTimeInterval(60)
             let wait = max(1, expiration.timeIntervalSinceNow - Double(renewMargin.components.seconds))
             try await Task.sleep(for: .seconds(wait))
             do {

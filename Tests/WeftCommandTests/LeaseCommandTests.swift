@@ -92,4 +92,16 @@ import WeftTestSupport
         #expect(result.status != 0)
         #expect(result.stderr.contains("no lease for 10.10.0.32/28"))
     }
+
+    @Test("Reading a store that is not there says so and creates nothing")
+    func readingNeverCreatesAStore() throws {
+        let typo = directory.file("typo/leases.db")
+        for command in [["leases", "list"], ["leases", "watch", "--limit", "1"]] {
+            let result = try WeftProcess.run(command + ["--store-file", typo])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("no lease store at \(typo)"), "\(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: typo))
+        #expect(!FileManager.default.fileExists(atPath: directory.file("typo")))
+    }
 }

@@ -117,4 +117,21 @@ struct ComposedDaemonTests {
             #expect(shutdown < .seconds(1), "\(shutdown)")
         }
     }
+
+    @Test("A reservation (a lease with no TTL, as Flannel keeps them) is reclaimed and stays one")
+    func reservationKeepsNoTTL() async throws {
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.write("10.244.42.0/24", vxlanLeaseJSON("198.18.0.1", mac: "0a:58:00:00:00:01"))
+            try await node.start()
+            #expect(node.ownSubnet == IPv4Prefix("10.244.42.0/24")!)
+            let stored = try #require(try await node.registry.storedLease(subnet: node.ownSubnet).lease)
+            #expect(stored.isReservation, "no TTL was attached to it")
+            #expect(node.daemon.state.current.leaseExpiration == nil)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(node.daemon.state.current.ready)
+            #expect(node.daemon.state.current.leaseDefended == 0, "nothing mistook it for a lost lease")
+            _ = try await node.stop()
+        }
+    }
 }

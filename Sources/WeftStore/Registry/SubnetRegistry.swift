@@ -87,16 +87,17 @@ public struct SubnetRegistry: Sendable {
     }
 
     /// Rewrites a lease we hold with new attributes and a fresh TTL, only if nobody changed
-    /// it since we read it. Nil when it changed (or vanished) under us.
+    /// it since we read it. Nil when it changed (or vanished) under us. A reservation (a
+    /// lease with no TTL, as Flannel keeps them) stays one.
     public func replaceLease(_ current: RegisteredLease, attributes: LeaseAttributes, ttlSeconds: Int64) async throws -> RegisteredLease? {
-        let grant = try await store.grantLease(ttlSeconds: ttlSeconds)
+        let grant = current.isReservation ? nil : try await store.grantLease(ttlSeconds: ttlSeconds)
         guard let revision = try await store.put(key(for: current.lease.subnet), value: Array(attributes.serialized().utf8),
-                                                 lease: grant.id, ifModRevision: current.modRevision) else {
-            try? await store.revokeLease(grant.id)
+                                                 lease: grant?.id ?? 0, ifModRevision: current.modRevision) else {
+            if let grant { try? await store.revokeLease(grant.id) }
             return nil
         }
-        return RegisteredLease(lease: Lease(subnet: current.lease.subnet, attributes: attributes, expiration: grant.expiration),
-                               storeLease: grant.id, modRevision: revision, createRevision: current.createRevision)
+        return RegisteredLease(lease: Lease(subnet: current.lease.subnet, attributes: attributes, expiration: grant?.expiration),
+                               storeLease: grant?.id ?? 0, modRevision: revision, createRevision: current.createRevision)
     }
 
     /// One lease as the store holds it now (nil when the key is gone or unreadable), and
@@ -174,6 +175,9 @@ public struct RegisteredLease: Sendable, Equatable {
     public var modRevision: Int64
     /// The revision the key was created at: the lease's age.
     public var createRevision: Int64
+
+    /// A lease with no TTL: a reservation, kept until it is revoked; nothing renews it.
+    public var isReservation: Bool { storeLease == 0 }
 
     public init(lease: Lease, storeLease: Int64, modRevision: Int64, createRevision: Int64) {
         self.lease = lease

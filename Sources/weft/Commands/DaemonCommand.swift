@@ -76,6 +76,10 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let settings = try resolvedSettings(environment: environment)
         let registry = try store.makeRegistry()
+        if store.usesEmbeddedStore {
+            logger.notice("lease store: the embedded one, a file shared only by the processes of this machine; for a cluster, point every node at etcd with --etcd-endpoints",
+                          metadata: ["store": "\(registry.store.location)"])
+        }
         do {
             try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
                                  dataplanes: SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory), logger: logger).run()

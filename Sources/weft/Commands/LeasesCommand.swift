@@ -22,7 +22,7 @@ struct LeasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             logging.bootstrap()
-            let listing = try await storeOptions.makeRegistry().leases(expirations: true)
+            let listing = try await storeOptions.makeRegistry(reading: true).leases(expirations: true)
             for skipped in listing.skipped {
                 FileHandle.standardError.write(Data("warning: skipped \(skipped.key): \(skipped.reason)\n".utf8))
             }
@@ -55,7 +55,7 @@ struct LeasesCommand: AsyncParsableCommand {
 
         func run() async throws {
             logging.bootstrap()
-            let registry = try storeOptions.makeRegistry()
+            let registry = try storeOptions.makeRegistry(reading: true)
             var start = fromRevision ?? 0
             var known: [Lease] = []
             if fromRevision == nil {

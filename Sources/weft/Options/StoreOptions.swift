@@ -41,10 +41,17 @@ struct StoreOptions: ParsableArguments {
                               password: etcdPassword ?? env("etcd-password"))
     }
 
-    func makeRegistry() throws -> SubnetRegistry {
+    /// The embedded store is in use: a file shared only by the processes of this machine.
+    var usesEmbeddedStore: Bool { (store ?? (connection == nil ? .embedded : .etcd)) == .embedded }
+
+    /// - Parameter reading: the command only reads; it never creates a store that is not there.
+    func makeRegistry(reading: Bool = false) throws -> SubnetRegistry {
         let prefix = etcdPrefix ?? env("etcd-prefix") ?? SubnetRegistry.defaultPrefix
         switch store ?? (connection == nil ? .embedded : .etcd) {
         case .embedded:
+            if reading && !FileManager.default.fileExists(atPath: storeFile) {
+                throw CommandFailure("no lease store at \(storeFile): nothing has written one there (weft daemon and weft config put create it); check --store-file, or give --etcd-endpoints")
+            }
             do {
                 return SubnetRegistry(store: try EmbeddedStore(path: storeFile), prefix: prefix)
             } catch {
