@@ -73,12 +73,9 @@ public struct NodeSettings: Sendable, Equatable {
         PlanningNode(network: network, subnetLength: subnetLength, subnet: subnet, publicIP: publicIP, backend: backend)
     }
 
-    /// The MTU pods get and the tunnel carries: the configured one, else the underlay's
-    /// less the VXLAN overhead (host-gw adds none).
+    /// The MTU pods get and the tunnel carries (`Backend.podMTU`, Flannel's rule).
     public func podMTU(underlayMTU: UInt32) -> UInt32 {
-        guard let options = vxlanOptions else { return underlayMTU }
-        if let mtu = options.mtu { return UInt32(mtu) }
-        return underlayMTU - UInt32(VXLANOptions.encapsulationOverhead)
+        backend.podMTU(underlayMTU: underlayMTU)
     }
 }
 

@@ -110,7 +110,7 @@ import Testing
             #"Backend.VNI: "1": must be a whole number from 0 to 16777215 (24 bits)"#,
             "Backend.Port: 1.5: must be a UDP port from 0 to 65535 (0 means 8472)",
             #"Backend.DirectRouting: "yes": must be true or false"#,
-            "Backend.MTU: 20: must be 0 (the underlay MTU - 50) or an MTU from 68 to 65535",
+            "Backend.MTU: 20: must be 0 (the interface's MTU) or the underlay MTU to assume, from 118 to 65535 (pods get 50 less)",
         ])
         #expect(problems(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}"#) == [
             "Backend.VNI: 16777216: must be a whole number from 0 to 16777215 (24 bits)",
@@ -130,5 +130,16 @@ import Testing
         #expect(problems(#"{"Network":"10.244.0.0/16","EnableIPv6":true,"Backend":{"Type":"vxlan"}}"#) == [
             "EnableIPv6: true: Weft does not support IPv6 overlays yet; remove it or set it to false",
         ])
+    }
+
+    @Test("Backend.MTU is the underlay MTU to assume, as in current Flannel: pods get 50 bytes less")
+    func mtuRule() throws {
+        let explicit = try parse(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":1500}}"#)
+        #expect(explicit.backend.podMTU(underlayMTU: 9000) == 1450, "the configured MTU replaces the interface's")
+        let implicit = try parse(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#)
+        #expect(implicit.backend.podMTU(underlayMTU: 1500) == 1450)
+        let hostGateway = try parse(#"{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}"#)
+        #expect(hostGateway.backend.podMTU(underlayMTU: 1500) == 1500)
+        #expect(problems(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":100}}"#).first?.contains("from 118 to 65535") == true)
     }
 }

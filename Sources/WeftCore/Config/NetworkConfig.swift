@@ -61,6 +61,14 @@ public enum Backend: Sendable, Equatable {
     case hostGateway
 
     /// The name Flannel uses in `Backend.Type` and in leases' `BackendType`.
+    /// The MTU pods get and the tunnel carries, by Flannel's rule: for vxlan the underlay's
+    /// (or `Backend.MTU`, when set, in its place) less the 50 bytes of encapsulation; host-gw
+    /// adds nothing to a packet, so pods get the underlay's.
+    public func podMTU(underlayMTU: UInt32) -> UInt32 {
+        guard case .vxlan(let options) = self else { return underlayMTU }
+        return (options.mtu.map(UInt32.init) ?? underlayMTU) - UInt32(VXLANOptions.encapsulationOverhead)
+    }
+
     public var typeName: String {
         switch self {
         case .vxlan: "vxlan"
@@ -96,7 +104,9 @@ public struct VXLANOptions: Sendable, Equatable {
     public var port: UInt16
     /// Route straight over the underlay to peers on the same L2 segment.
     public var directRouting: Bool
-    /// An explicit overlay MTU; nil means the underlay MTU less `encapsulationOverhead`.
+    /// `Backend.MTU`, as current Flannel reads it: the underlay MTU to assume instead of
+    /// the interface's; the tunnel and the pods get `encapsulationOverhead` less. Nil: the
+    /// interface's.
     public var mtu: Int?
 
     public init(vni: UInt32 = defaultVNI, port: UInt16 = defaultPort, directRouting: Bool = false, mtu: Int? = nil) {

@@ -249,10 +249,12 @@ public enum NetworkConfigParser {
                 }
             }
             if case let (key, value)? = backend.member("MTU") {
-                if let mtu = wholeNumber(value), mtu == 0 || (68...65535).contains(mtu) {
+                // As current Flannel reads it: the underlay MTU to assume; the tunnel and the
+                // pods get 50 bytes less, so the smallest that leaves IPv4's 68 is 118.
+                if let mtu = wholeNumber(value), mtu == 0 || (118...65535).contains(mtu) {
                     options.mtu = mtu == 0 ? nil : Int(mtu)
                 } else {
-                    problem("\(path).\(key)", value, "must be 0 (the underlay MTU - 50) or an MTU from 68 to 65535")
+                    problem("\(path).\(key)", value, "must be 0 (the interface's MTU) or the underlay MTU to assume, from 118 to 65535 (pods get 50 less)")
                     valid = false
                 }
             }

@@ -66,7 +66,8 @@ enum ConfigSummary {
         ]
         switch config.backend {
         case .vxlan(let options):
-            let mtu = options.mtu.map(String.init) ?? "the underlay's MTU - \(VXLANOptions.encapsulationOverhead)"
+            let mtu = options.mtu.map { "\($0 - VXLANOptions.encapsulationOverhead) (Backend.MTU \($0) - \(VXLANOptions.encapsulationOverhead))" }
+                ?? "the underlay's MTU - \(VXLANOptions.encapsulationOverhead)"
             lines.append("  Backend    vxlan: VNI \(options.vni), UDP port \(options.port), "
                 + "DirectRouting \(options.directRouting ? "on" : "off"), MTU \(mtu)")
         case .hostGateway:
