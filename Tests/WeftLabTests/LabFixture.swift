@@ -9,9 +9,10 @@ final class LabFixture {
     let name = "t" + String(UUID().uuidString.prefix(6)).lowercased()
     var directory: String { "/run/weft-\(name)" }
 
-    init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1, store: String = "embedded") throws {
+    init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1, store: String = "embedded",
+         mtu: Int? = nil) throws {
         let up = try weft(["lab", "up", "--nodes", "\(nodes)", "--backend", backend, "--dataplane", dataplane,
-                           "--pods-per-node", "\(podsPerNode)", "--store", store])
+                           "--pods-per-node", "\(podsPerNode)", "--store", store] + (mtu.map { ["--mtu", "\($0)"] } ?? []))
         guard up.succeeded else { throw Command.Failure(arguments: ["weft lab up"], result: up) }
     }
 

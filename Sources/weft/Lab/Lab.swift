@@ -12,7 +12,9 @@ struct Lab {
 
     var prefix: String { "weft-\(name)-" }
     var directory: String { "/run/weft-\(name)" }
-    static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"BACKEND"}}"#
+    static func networkConfig(backend: String, mtu: Int?) -> String {
+        #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(backend)"\#(mtu.map { #","MTU":\#($0)"# } ?? "")}}"#
+    }
 
     /// The weft and weft-cni binaries beside this one.
     var weft: String { URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path }
@@ -25,7 +27,8 @@ struct Lab {
 
     // MARK: up
 
-    func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, store: String, progress: (String) -> Void) throws -> LabState {
+    func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, store: String, mtu: Int? = nil,
+            progress: (String) -> Void) throws -> LabState {
         if try LabState.load(directory) != nil || !existingNamespaces().isEmpty {
             throw CommandFailure("a lab named \(name) is already running (\(directory)); use it, or take it down first with `weft lab down\(name == "lab" ? "" : " --name \(name)")`")
         }
@@ -42,7 +45,7 @@ struct Lab {
         try ip(["-n", state.underlayNamespace, "link", "add", "br0", "type", "bridge"])
         try ip(["-n", state.underlayNamespace, "link", "set", "br0", "up"])
         let configFile = "\(directory)/net-conf.json"
-        try Self.networkConfig.replacingOccurrences(of: "BACKEND", with: backend).write(toFile: configFile, atomically: true, encoding: .utf8)
+        try Self.networkConfig(backend: backend, mtu: mtu).write(toFile: configFile, atomically: true, encoding: .utf8)
         if store == "etcd" {
             try startEtcd(&state)
             progress("etcd: \(state.etcdEndpoint!) in \(state.underlayNamespace), pid \(state.etcdPID!)")

@@ -32,6 +32,7 @@ struct LabCommand: ParsableCommand {
         @Option(help: "vxlan or host-gw.") var backend: String = "vxlan"
         @Option(help: "bpf, kernel, or mixed (odd nodes BPF, even nodes kernel).") var dataplane: String = "bpf"
         @Option(help: "The lease store: embedded (a SQLite file shared by the nodes) or etcd (a local etcd the lab starts).") var store: String = "embedded"
+        @Option(help: "Backend.MTU for a vxlan lab: the underlay MTU to assume (pods get 50 less).") var mtu: Int?
 
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes \(nodes): must be 1 to 200") }
@@ -39,13 +40,16 @@ struct LabCommand: ParsableCommand {
             guard ["vxlan", "host-gw"].contains(backend) else { throw ValidationError("--backend \(backend): must be vxlan or host-gw") }
             guard ["bpf", "kernel", "mixed"].contains(dataplane) else { throw ValidationError("--dataplane \(dataplane): must be bpf, kernel or mixed") }
             guard ["embedded", "etcd"].contains(store) else { throw ValidationError("--store \(store): must be embedded or etcd") }
+            if let mtu, backend != "vxlan" || !(118...65535).contains(mtu) {
+                throw ValidationError("--mtu \(mtu): a vxlan lab's Backend.MTU, from 118 to 65535")
+            }
         }
 
         func run() throws {
             guard getuid() == 0 else { throw CommandFailure("weft lab needs root: it creates network namespaces and loads BPF programs") }
             let lab = name.lab
             do {
-                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store) { print("==> \($0)") }
+                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store, mtu: mtu) { print("==> \($0)") }
                 print("lab \(state.name) is up: \(state.nodes.count) nodes, \(state.nodes.flatMap(\.pods).count) pods. "
                     + "Try `weft lab status`, `weft lab check`, `weft lab exec n1 -- weft maps peers`; remove it with `weft lab down`.")
             } catch let error as CommandFailure where error.message.contains("already running") {

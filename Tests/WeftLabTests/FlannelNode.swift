@@ -1,0 +1,81 @@
+import Foundation
+import Glibc
+import WeftTestSupport
+
+/// The stock flanneld and Flannel CNI plugin in `../shared/flannel/`, unpacked into a
+/// directory of the test's own; nil (the test skips, naming the folder) when absent.
+struct StockFlannel {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../../../shared/flannel").standardized.path
+
+    static var isAvailable: Bool { FileManager.default.fileExists(atPath: "\(folder)/flanneld-v0.20.2.gz") }
+
+    let flanneld: String
+    let plugin: String
+
+    init(into directory: TemporaryDirectory) throws {
+        flanneld = directory.file("flanneld")
+        plugin = directory.file("flannel")
+        for (archive, binary) in [("flanneld-v0.20.2.gz", flanneld), ("flannel-cni-v1.1.2.gz", plugin)] {
+            try Command.must(["sh", "-c", "gunzip -c '\(Self.folder)/\(archive)' > '\(binary)' && chmod +x '\(binary)'"])
+        }
+    }
+}
+
+/// A stock Flannel node beside a lab on etcd: its own namespace on the lab's underlay
+/// bridge, flanneld against the lab's etcd, and a pod made by Flannel's CNI plugin with the
+/// real bridge and host-local plugins. Everything goes when the test ends.
+final class FlannelNode {
+    let namespaces = Namespaces()
+    let files: TemporaryDirectory
+    let node: String
+    let pod: String
+    let address: String
+    private let daemon: ChildProcess
+    private(set) var podIP = ""
+
+    var subnetFile: String { files.file("subnet.env") }
+    var log: String { (try? String(contentsOfFile: files.file("flanneld.log"), encoding: .utf8)) ?? "" }
+
+    init(beside lab: LabFixture, address: String = "198.18.0.50") throws {
+        files = try TemporaryDirectory()
+        let flannel = try StockFlannel(into: files)
+        self.address = address
+        node = try namespaces.add("flannel")
+        pod = try namespaces.add("flannel-pod")
+        let underlay = "weft-\(lab.name)-underlay"
+        let port = "\(namespaces.tag)f"
+        try Command.must(["ip", "link", "add", "eth0", "netns", node, "type", "veth", "peer", "name", port, "netns", underlay])
+        try Command.must(["ip", "-n", underlay, "link", "set", port, "master", "br0", "up"])
+        try Command.must(["ip", "-n", node, "addr", "add", "\(address)/24", "dev", "eth0"])
+        try Command.must(["ip", "-n", node, "link", "set", "eth0", "up"])
+        let log = files.file("flanneld.log")
+        daemon = try ChildProcess(["ip", "netns", "exec", node, flannel.flanneld, "--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0",
+                                   "--subnet-file=\(files.file("subnet.env"))"], output: .file(log), error: .file(log))
+        guard try waitUntil(seconds: 30, { FileManager.default.fileExists(atPath: self.files.file("subnet.env")) }) else {
+            daemon.kill()
+            throw Command.Failure(arguments: ["flanneld"], result: Command.Result(status: -1, stdout: "", stderr: String(self.log.suffix(3000))))
+        }
+        let config = #"{"cniVersion":"0.3.1","name":"cbr0","type":"flannel","subnetFile":"\#(files.file("subnet.env"))","#
+            + #""dataDir":"\#(files.file("cni"))","delegate":{"hairpinMode":true,"isDefaultGateway":true}}"#
+        let add = try Command.run(["ip", "netns", "exec", node, "env", "CNI_COMMAND=ADD", "CNI_CONTAINERID=\(pod)", "CNI_NETNS=/run/netns/\(pod)",
+                                   "CNI_IFNAME=eth0", "CNI_PATH=/usr/lib/cni", flannel.plugin], input: config)
+        guard add.succeeded, let result = try JSONSerialization.jsonObject(with: Data(add.stdout.utf8)) as? [String: Any],
+              let cidr = (result["ips"] as? [[String: Any]])?.first?["address"] as? String else {
+            daemon.kill()
+            throw Command.Failure(arguments: ["flannel CNI ADD"], result: add)
+        }
+        podIP = String(cidr.prefix { $0 != "/" })
+    }
+
+    /// `FLANNEL_MTU` from flanneld's subnet.env.
+    var mtu: Int? {
+        (try? String(contentsOfFile: subnetFile, encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("FLANNEL_MTU=") }.flatMap { Int($0.dropFirst("FLANNEL_MTU=".count)) }
+    }
+
+    deinit {
+        // flanneld often panics on SIGTERM (upstream issue 1714): end it at once.
+        daemon.kill()
+    }
+}
