@@ -32,12 +32,16 @@ struct LeaseService: Service {
     private final class Shared: Sendable {
         let lease: Mutex<RegisteredLease>
         let history: Mutex<StoreHistory>
-        /// Ends the current watch, so the next one starts from the history's revision.
+        /// The revision of the last lease event the watch delivered: a new watch starts
+        /// after it, never after a revision a read saw (that would skip events in between).
+        let delivered: Mutex<Int64>
+        /// Ends the current watch, so the next one starts after `delivered`.
         let restartWatch = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
         init(_ lease: RegisteredLease, revision: Int64) {
             self.lease = Mutex(lease)
             history = Mutex(StoreHistory(revision: revision))
+            delivered = Mutex(revision)
         }
     }
 
@@ -73,12 +77,12 @@ struct LeaseService: Service {
         }
     }
 
-    /// Follows the store from the history's revision until cancelled.
+    /// Follows the store from after the last delivered event until cancelled.
     private func follow(_ shared: Shared) async throws {
         var retry = StoreRetry()
         while true {
             do {
-                let from = shared.history.withLock { $0.highestRevision } + 1
+                let from = shared.delivered.withLock { $0 } + 1
                 let supervisor = self.supervisor
                 let ownSubnet = shared.lease.withLock { $0.lease.subnet }
                 let ownLease = attributes
@@ -104,6 +108,7 @@ struct LeaseService: Service {
         switch event {
         case .put(let lease, let revision):
             shared.history.withLock { $0.observe(event: revision) }
+            shared.delivered.withLock { $0 = max($0, revision) }
             if lease.subnet == ours.lease.subnet {
                 try await defend(shared, found: lease.attributes, modRevision: revision)
             } else {
@@ -111,6 +116,7 @@ struct LeaseService: Service {
             }
         case .delete(let subnet, let revision):
             shared.history.withLock { $0.observe(event: revision) }
+            shared.delivered.withLock { $0 = max($0, revision) }
             if subnet == ours.lease.subnet {
                 logger.warning("our lease was deleted; re-creating it", metadata: ["subnet": "\(subnet)"])
                 try await reacquire(shared)
@@ -238,6 +244,7 @@ struct LeaseService: Service {
         ])
         let listing = try await registry.leases()
         shared.history.withLock { $0.restart(at: listing.revision) }
+        shared.delivered.withLock { $0 = listing.revision }
         supervisor.replace(PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) }))
         let ownSubnet = shared.lease.withLock { $0.lease.subnet }
         switch OwnLeaseVerdict.judge(ours: attributes, stored: listing.leases.first { $0.lease.subnet == ownSubnet }?.lease.attributes) {

@@ -8,7 +8,12 @@ import WeftCore
 @Suite("etcd lease store", .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/etcd"), "needs etcd-server (scripts/setup installs it)"))
 struct EtcdStoreTests {
     let recorder = LogRecorder()
-    let config = try! NetworkConfigParser.parse(#"{"Network":"10.10.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}"#).config
+    let config: NetworkConfig
+
+    // A failure here fails each test with the error, where `try!` would crash the runner.
+    init() throws {
+        config = try NetworkConfigParser.parse(#"{"Network":"10.10.0.0/16","SubnetLen":24,"Backend":{"Type":"vxlan"}}"#).config
+    }
 
     func registry(_ cluster: EtcdCluster, endpoints: [String]? = nil) throws -> SubnetRegistry {
         SubnetRegistry(store: try EtcdStore(EtcdConnection(endpoints: endpoints ?? cluster.endpoints)), logger: recorder.logger())
@@ -84,6 +89,30 @@ struct EtcdStoreTests {
         #expect(subnets.count == 20 && Set(subnets).count == 20, "each lease seen exactly once: \(subnets)")
         let leases = try await registry.leases().leases.map(\.lease.subnet)
         #expect(leases.count == 20 && Set(leases) == Set(subnets))
+    }
+
+    @Test("A watch stream that goes quiet is opened again from the next revision: later changes come once, in order")
+    func quietStreamsAreReopened() async throws {
+        let cluster = try EtcdCluster()
+        let store = try EtcdStore(EtcdConnection(endpoints: cluster.endpoints), watchIdleTimeout: .seconds(1))
+        let registry = SubnetRegistry(store: store, logger: recorder.logger())
+        let first = try #require(try await registry.createLease(subnet: IPv4Prefix("10.10.1.0/24")!, attributes: vxlan("198.18.0.1"), ttlSeconds: 600))
+        let watch = registry.watchLeases(fromRevision: first.modRevision)
+        let writer = Task {
+            // Quiet for more than three idle deadlines, so the stream is taken for dead at least once.
+            try await Task.sleep(for: .milliseconds(3500))
+            for host in 2...4 {
+                _ = try await registry.createLease(subnet: IPv4Prefix("10.10.\(host).0/24")!, attributes: vxlan("198.18.0.\(host)"), ttlSeconds: 600)
+            }
+        }
+        let events = try await collect(4, from: watch, within: 20)
+        try await writer.value
+        let subnets = events.map { event -> String in
+            if case .put(let lease, _) = event { return lease.subnet.description }
+            return "?"
+        }
+        #expect(subnets == ["10.10.1.0/24", "10.10.2.0/24", "10.10.3.0/24", "10.10.4.0/24"])
+        #expect(store.quietStreamsReopened >= 1, "the quiet stream was taken for dead and opened again")
     }
 
     @Test("Compaction while a watcher is away: it resyncs and reports exactly the changes it missed")

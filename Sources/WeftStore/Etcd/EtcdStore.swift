@@ -1,15 +1,25 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Synchronization
 import WeftCore
 
 /// The lease store on a real etcd cluster, through its v3 JSON gateway: the same keys,
 /// values, leases and transactions Flannel uses, so Weft and Flannel nodes share a cluster.
 public final class EtcdStore: KeyValueStore {
     private let client: EtcdClient
+    /// A watch stream that says nothing for this long is taken for dead (a member that
+    /// hangs, a connection a middlebox dropped) and opened again from the next revision:
+    /// nothing is lost or repeated, and a silent stream is noticed within this time.
+    let watchIdleTimeout: Duration
+    private let reopened = Atomic<Int>(0)
 
-    public init(_ connection: EtcdConnection) throws {
+    /// How many quiet watch streams were opened again.
+    public var quietStreamsReopened: Int { reopened.load(ordering: .relaxed) }
+
+    public init(_ connection: EtcdConnection, watchIdleTimeout: Duration = .seconds(30)) throws {
         client = try EtcdClient(connection)
+        self.watchIdleTimeout = watchIdleTimeout
     }
 
     public var location: String { client.location }
@@ -104,31 +114,24 @@ public final class EtcdStore: KeyValueStore {
 
     public func watch(prefix: String, fromRevision revision: Int64) -> AsyncThrowingStream<WatchResponse, any Error> {
         let client = self.client
-        return AsyncThrowingStream { continuation in
+        let idleTimeout = watchIdleTimeout
+        return AsyncThrowingStream { [self] continuation in
             let task = Task {
+                var next = revision
                 do {
-                    let response = try await client.stream("/v3/watch", EtcdMessages.watchRequest(prefix: prefix, fromRevision: revision))
-                    var pending: [UInt8] = []
-                    for try await chunk in response.body {
-                        pending += chunk.readableBytesView
-                        // The gateway writes one JSON message per line.
-                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                            let line = Data(pending[..<newline])
-                            pending.removeSubrange(...newline)
-                            guard !line.isEmpty, let reply = EtcdMessages.watchResponse(try EtcdMessages.object(line)) else { continue }
-                            continuation.yield(reply)
-                            if case .compacted = reply {
-                                continuation.finish()
-                                return
-                            }
-                        }
+                    // One stream after another while each goes quiet; anything else ends the watch.
+                    while !Task.isCancelled {
+                        guard let resume = try await Self.follow(client, prefix: prefix, from: next, idleTimeout: idleTimeout,
+                                                                 continuation: continuation) else { return }
+                        next = resume
+                        reopened.add(1, ordering: .relaxed)
                     }
-                    // The server ended the stream (a member went away): let the caller resume.
-                    continuation.finish(throwing: StoreError.unavailable(location: client.location, reason: "the watch stream ended"))
                 } catch let error as EtcdRequestError {
                     continuation.finish(throwing: error)
                 } catch let error as StoreError {
                     continuation.finish(throwing: error)
+                } catch is CancellationError {
+                    continuation.finish()
                 } catch {
                     // The connection broke: the caller resumes from its last revision, on another member.
                     continuation.finish(throwing: StoreError.unavailable(location: client.location, reason: "watch: \(error)"))
@@ -136,5 +139,61 @@ public final class EtcdStore: KeyValueStore {
             }
             continuation.onTermination = { _ in task.cancel() }
         }
+    }
+
+    /// Reads one watch stream from `from`, yielding what it says. Returns the revision to
+    /// open the next stream at when this one said nothing for `idleTimeout`; nil when the
+    /// watch is over (compacted: the caller lists again). A stream the server ends is an
+    /// outage the caller resumes from.
+    private static func follow(_ client: EtcdClient, prefix: String, from: Int64, idleTimeout: Duration,
+                               continuation: AsyncThrowingStream<WatchResponse, any Error>.Continuation) async throws -> Int64? {
+        let progress = WatchProgress(from: from)
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                let response = try await client.stream("/v3/watch", EtcdMessages.watchRequest(prefix: prefix, fromRevision: from))
+                var pending: [UInt8] = []
+                for try await chunk in response.body {
+                    progress.state.withLock { $0.heard = ContinuousClock.now }
+                    pending += chunk.readableBytesView
+                    // The gateway writes one JSON message per line.
+                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                        let line = Data(pending[..<newline])
+                        pending.removeSubrange(...newline)
+                        guard !line.isEmpty, let reply = EtcdMessages.watchResponse(try EtcdMessages.object(line)) else { continue }
+                        continuation.yield(reply)
+                        switch reply {
+                        case .compacted:
+                            continuation.finish()
+                            progress.state.withLock { $0.over = true }
+                            return true
+                        case .events(let events, _):
+                            if let last = events.last { progress.state.withLock { $0.next = last.revision + 1 } }
+                        }
+                    }
+                }
+                // The server ended the stream (a member went away): let the caller resume.
+                throw StoreError.unavailable(location: client.location, reason: "the watch stream ended")
+            }
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    if ContinuousClock.now - progress.state.withLock({ $0.heard }) > idleTimeout { return false }
+                }
+            }
+            _ = try await group.next()
+            group.cancelAll()
+            let state = progress.state.withLock { $0 }
+            return state.over ? nil : state.next
+        }
+    }
+}
+
+/// Where one watch stream stands: the next revision, when it last said anything, whether
+/// it is over.
+private final class WatchProgress: Sendable {
+    let state: Mutex<(next: Int64, heard: ContinuousClock.Instant, over: Bool)>
+
+    init(from: Int64) {
+        state = Mutex((from, ContinuousClock.now, false))
     }
 }
