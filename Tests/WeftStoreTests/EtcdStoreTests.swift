@@ -98,15 +98,14 @@ struct EtcdStoreTests {
         let registry = SubnetRegistry(store: store, logger: recorder.logger())
         let first = try #require(try await registry.createLease(subnet: IPv4Prefix("10.10.1.0/24")!, attributes: vxlan("198.18.0.1"), ttlSeconds: 600))
         let watch = registry.watchLeases(fromRevision: first.modRevision)
-        let writer = Task {
-            // Quiet for more than three idle deadlines, so the stream is taken for dead at least once.
-            try await Task.sleep(for: .milliseconds(3500))
-            for host in 2...4 {
-                _ = try await registry.createLease(subnet: IPv4Prefix("10.10.\(host).0/24")!, attributes: vxlan("198.18.0.\(host)"), ttlSeconds: 600)
-            }
+        let collector = Task { try await collect(4, from: watch, within: 60) }
+        // Quiet past the deadline: the stream is taken for dead and opened again.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while store.quietStreamsReopened == 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        for host in 2...4 {
+            _ = try await registry.createLease(subnet: IPv4Prefix("10.10.\(host).0/24")!, attributes: vxlan("198.18.0.\(host)"), ttlSeconds: 600)
         }
-        let events = try await collect(4, from: watch, within: 20)
-        try await writer.value
+        let events = try await collector.value
         let subnets = events.map { event -> String in
             if case .put(let lease, _) = event { return lease.subnet.description }
             return "?"
