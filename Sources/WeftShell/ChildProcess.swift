@@ -218,6 +218,21 @@ public final class ChildProcess: Sendable {
                 _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
             }
         }
+        // A child that exits without reading all its input makes the write fail with EPIPE
+        // and raise SIGPIPE, which would end this process: hold the signal back on this
+        // thread (the kernel sends it to the writing thread) and discard it afterwards.
+        var brokenPipe = sigset_t()
+        sigemptyset(&brokenPipe)
+        sigaddset(&brokenPipe, SIGPIPE)
+        var savedMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &brokenPipe, &savedMask)
+        defer {
+            var waiting = sigset_t()
+            var now = timespec(tv_sec: 0, tv_nsec: 0)
+            sigpending(&waiting)
+            if sigismember(&waiting, SIGPIPE) == 1 && sigismember(&savedMask, SIGPIPE) == 0 { _ = sigtimedwait(&brokenPipe, nil, &now) }
+            pthread_sigmask(SIG_SETMASK, &savedMask, nil)
+        }
         var readEnds = [ends.output, ends.error]
         var collected: [[UInt8]] = [[], []]
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -105,6 +105,15 @@ struct ChildProcessTests {
         #expect(result.stdout == text)
     }
 
+    @Test("A child that exits without reading its input ends neither the caller nor the call")
+    func childThatIgnoresItsInput() throws {
+        let text = String(repeating: "x", count: 1 << 20)  // more than a pipe holds
+        let result = try Command.run(["sh", "-c", "exit 3"], input: text)
+        #expect(result.status == 3)
+        // And the caller still runs children normally afterwards.
+        #expect(try Command.run(["true"]).succeeded)
+    }
+
     @Test("The environment given is the child's whole environment")
     func environment() throws {
         let result = try Command.run(["/usr/bin/env"], environment: ["WEFT_TEST": "1"])

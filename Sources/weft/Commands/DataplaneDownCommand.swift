@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
 import WeftBPF
 import WeftCore
 import WeftDataplane
