@@ -95,6 +95,7 @@ let package = Package(
                 "WeftShell",
                 "WeftSystem",
                 "WeftBench",
+                "WeftTopology",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -112,8 +113,12 @@ let package = Package(
         .target(name: "CWeftShell"),
         .target(name: "WeftShell", dependencies: ["CWeftShell", "WeftSystem"]),
 
+        // Nodes, an underlay and pods made of network namespaces: what the lab, the benchmark
+        // and the tests stand a cluster on.
+        .target(name: "WeftTopology", dependencies: ["WeftShell"]),
+
         // Fixtures the test targets share: private directories and bpffs mounts, the weft binary.
-        .target(name: "WeftTestSupport", dependencies: ["WeftShell", .product(name: "Logging", package: "swift-log")],
+        .target(name: "WeftTestSupport", dependencies: ["WeftShell", "WeftTopology", "WeftBPF", .product(name: "Logging", package: "swift-log")],
                 path: "Tests/WeftTestSupport"),
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport", "CSQLite"]),

@@ -18,4 +18,10 @@ public enum BPFFilesystem {
         }
         guard mount("bpf", path, "bpf", 0, nil) == 0 else { throw SystemCallError("mount a bpffs at", path, errno: errno) }
     }
+
+    /// Detaches the bpffs at `path`, if one is mounted there; the pins in it go once nothing
+    /// holds them.
+    public static func unmount(_ path: String) {
+        if isMounted(at: path) { umount2(path, Int32(MNT_DETACH)) }
+    }
 }

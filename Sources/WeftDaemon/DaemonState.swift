@@ -118,8 +118,12 @@ struct StatusWriter: Service {
     let state: DaemonState
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await state.writeStatusWhenSettled(quiet: .milliseconds(200), longest: .seconds(2))
+        do {
+            try await cancellingOnShutdown {
+                await state.writeStatusWhenSettled(quiet: .milliseconds(200), longest: .seconds(2))
+            }
+        } catch is CancellationError {
+            // Shutdown: the last settled state is on disk.
         }
     }
 }

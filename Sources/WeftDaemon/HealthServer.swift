@@ -50,7 +50,7 @@ public final class HealthServer: Service, @unchecked Sendable {
     public func run() async throws {
         let thread = Thread { [self] in serve() }
         thread.start()
-        try? await gracefulShutdown()
+        await untilShutdown()
         shutdown(descriptor, Int32(SHUT_RDWR))
     }
 

@@ -48,7 +48,7 @@ struct LeaseService: Service {
     func run() async throws {
         let shared = Shared(own, revision: listedRevision)
         do {
-            try await cancelWhenGracefulShutdown {
+            try await cancellingOnShutdown {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await watch(shared) }
                     group.addTask { try await renew(shared) }

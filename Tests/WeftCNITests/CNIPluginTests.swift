@@ -18,9 +18,7 @@ final class CNINode {
         try files.write("subnet.env", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
         guard bpf else { return }
         pins = try PinDirectory()
-        try Command.must(["ip", "-n", node, "link", "add", "u1", "type", "veth", "peer", "name", "u1peer"])
-        try Command.must(["ip", "-n", node, "addr", "add", "198.18.0.1/24", "dev", "u1"])
-        try Command.must(["ip", "-n", node, "link", "set", "u1", "up"])
+        try namespaces.topology.addLoneLink(.init(node, "u1", "198.18.0.1/24"))
         try files.write("net-conf.json", #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#)
         try namespaces.must(node, [WeftProcess.binary, "dataplane", "up", "--net-config-path", files.file("net-conf.json"),
                                    "--subnet", "10.244.1.0/24", "--iface", "u1", "--pin-dir", pins!.path, "--dataplane", "bpf"])

@@ -103,16 +103,28 @@ struct ComposedDaemonTests {
         try await onOwnThreads {
             let node = try ComposedDaemon()
             try await node.start()
-            let writer = Task {
-                // More than 10.244.0.0/16 holds: these lie outside it, so each is planned and rejected.
-                for index in 0..<5000 {
-                    try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
-                }
+            // More than 10.244.0.0/16 holds: these lie outside it, so each is planned and rejected.
+            // Written from this task, on the test's own threads: an unstructured task would wait
+            // for the concurrency pool, which other suites keep busy.
+            for index in 0..<5000 {
+                try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
             }
-            try await writer.value
             #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.count == 5000 })
             let applies = node.dataplanes.dataplane?.plans.count ?? 0
             #expect(applies < 2500, "changes that arrive together are applied together (\(applies) applies for 5,000 leases)")
+            let shutdown = try await node.stop()
+            #expect(shutdown < .seconds(1), "\(shutdown)")
+        }
+    }
+
+    @Test("Shutdown needs no thread of the concurrency pool: with every pool thread blocked, it still takes under a second")
+    func shutdownWithBusyPool() async throws {
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            let pool = BlockedPool()
+            defer { pool.release() }
+            #expect(pool.blockEveryThread(), "the pool's threads were not all taken within 120 s")
             let shutdown = try await node.stop()
             #expect(shutdown < .seconds(1), "\(shutdown)")
         }

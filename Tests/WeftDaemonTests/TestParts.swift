@@ -203,3 +203,44 @@ func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) asyn
 func vxlanLeaseJSON(_ ip: String, mac: String) -> String {
     #"{"PublicIP":"\#(ip)","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"\#(mac)"}}"#
 }
+
+/// Every thread of the global concurrency pool, held by a blocked task: what a daemon meets
+/// when some code of its blocks the pool, or a test suite beside it does. The threads are let
+/// go 5 s after they are all held (or after trying for `seconds`), so code that needs the pool
+/// is late rather than stuck, and a task that starts after that does not block at all.
+final class BlockedPool: Sendable {
+    private struct Holders {
+        var count = 0
+        var released = false
+    }
+    private let holders = Mutex(Holders())
+    private let gate = DispatchSemaphore(value: 0)
+    private let width = ProcessInfo.processInfo.activeProcessorCount
+
+    /// True once a blocked task holds each of the pool's threads.
+    func blockEveryThread(within seconds: Double = 120) -> Bool {
+        for _ in 0..<width {
+            Task.detached { [self] in
+                let holds = holders.withLock { holders in
+                    guard !holders.released else { return false }
+                    holders.count += 1
+                    return true
+                }
+                if holds { gate.wait() }
+            }
+        }
+        let deadline = Date().addingTimeInterval(seconds)
+        while holders.withLock({ $0.count }) < width && Date() < deadline { usleep(10_000) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(5)) { [self] in release() }
+        return holders.withLock { $0.count } == width
+    }
+
+    func release() {
+        let waiting = holders.withLock { holders in
+            holders.released = true
+            defer { holders.count = 0 }
+            return holders.count
+        }
+        for _ in 0..<waiting { gate.signal() }
+    }
+}

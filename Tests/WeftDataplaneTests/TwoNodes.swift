@@ -21,24 +21,12 @@ final class TwoNodes {
         self.backend = backend
         self.directRouting = directRouting
         files = try TemporaryDirectory()
+        let topology = namespaces.topology
+        for node in [1, 2] { try topology.addNode("n\(node)") }
+        try topology.join(.init(self.node(1), "u1", "\(underlayIP(1))/24"), .init(self.node(2), "u2", "\(underlayIP(2))/24"))
         for node in [1, 2] {
-            try namespaces.add("n\(node)")
-            try namespaces.add("p\(node)")
-        }
-        try Command.must(["ip", "link", "add", "u1", "netns", self.node(1), "type", "veth", "peer", "name", "u2", "netns", self.node(2)])
-        for node in [1, 2] {
-            let ns = self.node(node)
-            try ip(ns, "addr", "add", "\(underlayIP(node))/24", "dev", "u\(node)")
-            try ip(ns, "link", "set", "u\(node)", "up")
-            try ip(ns, "link", "add", "cni0", "type", "bridge")
-            try ip(ns, "addr", "add", "10.244.\(node).1/24", "dev", "cni0")
-            try ip(ns, "link", "set", "cni0", "up")
-            try ip(ns, "link", "add", "vp\(node)", "type", "veth", "peer", "name", "eth0", "netns", pod(node))
-            try ip(ns, "link", "set", "vp\(node)", "master", "cni0", "up")
-            try namespaces.must(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            try ip(pod(node), "addr", "add", "\(podIP(node))/24", "dev", "eth0")
-            try ip(pod(node), "link", "set", "eth0", "mtu", "1450", "up")
-            try ip(pod(node), "route", "add", "default", "via", "10.244.\(node).1")
+            try topology.addBridgePod("p\(node)", on: self.node(node), hostInterface: "vp\(node)",
+                                      gateway: "10.244.\(node).1/24", address: "\(podIP(node))/24", mtu: 1450)
         }
         let backendJSON = backend == .vxlan
             ? #"{"Type":"vxlan","DirectRouting":\#(directRouting)}"#

@@ -144,10 +144,7 @@ struct BadDayTests {
         let subnet = n1["subnet"] as? String ?? "?"
         let underlay = "weft-\(lab.name)-underlay"
         // A second interface on the same underlay.
-        try Command.must(["ip", "link", "add", "eth1", "netns", namespace, "type", "veth", "peer", "name", "n1b", "netns", underlay])
-        try Command.must(["ip", "-n", underlay, "link", "set", "n1b", "master", "br0", "up"])
-        try Command.must(["ip", "-n", namespace, "addr", "add", "198.18.0.101/24", "dev", "eth1"])
-        try Command.must(["ip", "-n", namespace, "link", "set", "eth1", "up"])
+        try Topology(prefix: "weft-\(lab.name)-").plug(.init(namespace, "eth1", "198.18.0.101/24"), into: underlay, as: "n1b")
         let (daemon, log, ready) = try lab.replaceDaemon("n1", iface: "eth1") {
             // The old address goes: the node moved. Its lease still names its VTEP MAC.
             try Command.must(["ip", "-n", namespace, "addr", "flush", "dev", "eth0"])

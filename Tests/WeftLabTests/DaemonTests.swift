@@ -112,9 +112,7 @@ struct DaemonErrorTests {
     func badDays() throws {
         let namespaces = Namespaces()
         let ns = try namespaces.add("node")
-        try Command.must(["ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer"])
-        try Command.must(["ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "eth0"])
-        try Command.must(["ip", "-n", ns, "link", "set", "eth0", "up"])
+        try namespaces.topology.addLoneLink(.init(ns, "eth0", "198.18.0.1/24"))
         let files = try TemporaryDirectory()
 
         let noConfig = try daemon(namespaces, ns, files, ["--iface", "eth0"])

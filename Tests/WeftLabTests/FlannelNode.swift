@@ -44,11 +44,7 @@ final class FlannelNode {
         node = try namespaces.add("flannel")
         pod = try namespaces.add("flannel-pod")
         let underlay = "weft-\(lab.name)-underlay"
-        let port = "\(namespaces.tag)f"
-        try Command.must(["ip", "link", "add", "eth0", "netns", node, "type", "veth", "peer", "name", port, "netns", underlay])
-        try Command.must(["ip", "-n", underlay, "link", "set", port, "master", "br0", "up"])
-        try Command.must(["ip", "-n", node, "addr", "add", "\(address)/24", "dev", "eth0"])
-        try Command.must(["ip", "-n", node, "link", "set", "eth0", "up"])
+        try namespaces.topology.plug(.init(node, "eth0", "\(address)/24"), into: underlay, as: "\(namespaces.tag)f")
         let log = files.file("flanneld.log")
         daemon = try ChildProcess(["ip", "netns", "exec", node, flannel.flanneld, "--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0",
                                    "--subnet-file=\(files.file("subnet.env"))"], output: .file(log), error: .file(log))

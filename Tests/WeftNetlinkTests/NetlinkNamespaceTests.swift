@@ -13,9 +13,7 @@ struct NetlinkNamespaceTests {
     func flannelEntries() throws {
         let namespaces = Namespaces()
         let ns = try namespaces.add("node")
-        try Command.must(["ip", "-n", ns, "link", "add", "u1", "type", "veth", "peer", "name", "u1peer"])
-        try Command.must(["ip", "-n", ns, "addr", "add", "198.18.0.1/24", "dev", "u1"])
-        try Command.must(["ip", "-n", ns, "link", "set", "u1", "up"])
+        try namespaces.topology.addLoneLink(.init(ns, "u1", "198.18.0.1/24"))
         let netlink = try NetlinkSocket(namespacePath: "/run/netns/\(ns)")
         let underlay = try #require(try netlink.link(named: "u1"))
         let mac = MACAddress("0a:58:0a:f4:01:00")!

@@ -1,25 +1,24 @@
 import Foundation
 @_exported import WeftShell
+@_exported import WeftTopology
 
-/// Network namespaces one test owns, all deleted when it ends (also when it fails).
-/// Names carry a random tag so tests running in parallel never collide.
+/// Network namespaces one test owns, all deleted when it ends (also when it fails), and
+/// the processes it started in them. Names carry a random tag so tests running in
+/// parallel never collide; `topology` builds nodes, underlays and pods under that tag.
 public final class Namespaces {
     public let tag: String
-    private var names: [String] = []
+    public let topology: Topology
     private var processes: [ChildProcess] = []
 
     public init() {
         tag = "wt" + String(UUID().uuidString.prefix(6)).lowercased()
+        topology = Topology(prefix: "\(tag)-")
     }
 
     /// Creates `<tag>-<suffix>` with its loopback up, and returns the name.
     @discardableResult
     public func add(_ suffix: String) throws -> String {
-        let name = "\(tag)-\(suffix)"
-        try Command.must(["ip", "netns", "add", name])
-        names.append(name)
-        try Command.must(["ip", "-n", name, "link", "set", "lo", "up"])
-        return name
+        try topology.addNamespace(suffix)
     }
 
     /// Starts a long-running command in a namespace; it is ended, by its PID, at teardown.
@@ -41,9 +40,7 @@ public final class Namespaces {
 
     deinit {
         for process in processes { process.kill() }
-        for name in names.reversed() {
-            _ = try? Command.run(["ip", "netns", "del", name])
-        }
+        topology.remove()
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import WeftBPF
 
 /// A private bpffs mount for one test's pinned maps, unmounted and removed at the end.
 public final class PinDirectory {
@@ -7,17 +8,16 @@ public final class PinDirectory {
 
     public init() throws {
         path = "/run/weft-test-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        guard mount("bpf", path, "bpf", 0, nil) == 0 else {
-            let error = errno
+        do {
+            try BPFFilesystem.ensureMounted(at: path)
+        } catch {
             try? FileManager.default.removeItem(atPath: path)
-            throw POSIXError(POSIXErrorCode(rawValue: error) ?? .EIO)
+            throw error
         }
     }
 
     deinit {
-        umount2(path, Int32(MNT_DETACH))
+        BPFFilesystem.unmount(path)
         rmdir(path)
     }
 }
-

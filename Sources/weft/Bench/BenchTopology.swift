@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import WeftBPF
 import WeftShell
+import WeftTopology
 
 /// Two nodes and a pod on each, in namespaces of the benchmark's own, programmed for one
 /// mode: the underlay alone, or a Weft dataplane (kernel or BPF, VXLAN or host-gw) set up
@@ -10,6 +11,7 @@ final class BenchTopology {
     let mode: String
     let prefix: String
     let directory: String
+    private let topology: Topology
     private var servers: [ChildProcess] = []
 
     static let modes = ["underlay", "kernel-vxlan", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
@@ -18,6 +20,7 @@ final class BenchTopology {
         self.mode = mode
         prefix = "weft-bench-\(mode)-"
         directory = "\(root)/\(mode)"
+        topology = Topology(prefix: prefix)
     }
 
     func node(_ n: Int) -> String { "\(prefix)n\(n)" }
@@ -30,40 +33,22 @@ final class BenchTopology {
 
     func build(weft: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        for n in [1, 2] {
-            try ip(["netns", "add", node(n)])
-            try ip(["-n", node(n), "link", "set", "lo", "up"])
-        }
-        try ip(["link", "add", "u1", "netns", node(1), "type", "veth", "peer", "name", "u2", "netns", node(2)])
-        for n in [1, 2] {
-            try ip(["-n", node(n), "addr", "add", "198.18.0.\(n)/24", "dev", "u\(n)"])
-            try ip(["-n", node(n), "link", "set", "u\(n)", "up"])
-        }
+        for n in [1, 2] { try topology.addNode("n\(n)") }
+        try topology.join(.init(node(1), "u1", "198.18.0.1/24"), .init(node(2), "u2", "198.18.0.2/24"))
         guard usesPods else { return }
         let vxlan = mode.hasSuffix("vxlan")
         let dataplane = mode.hasPrefix("bpf") ? "bpf" : "kernel"
         try #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(vxlan ? "vxlan" : "host-gw")"}}"#
             .write(toFile: "\(directory)/net-conf.json", atomically: true, encoding: .utf8)
         for n in [1, 2] {
-            try ip(["netns", "add", pod(n)])
-            try ip(["-n", pod(n), "link", "set", "lo", "up"])
-            try ip(["-n", node(n), "link", "add", "cni0", "type", "bridge"])
-            try ip(["-n", node(n), "addr", "add", "10.244.\(n).1/24", "dev", "cni0"])
-            try ip(["-n", node(n), "link", "set", "cni0", "up"])
-            try ip(["-n", node(n), "link", "add", "vp\(n)", "type", "veth", "peer", "name", "eth0", "netns", pod(n)])
-            try ip(["-n", node(n), "link", "set", "vp\(n)", "master", "cni0", "up"])
-            try ip(["-n", pod(n), "addr", "add", "10.244.\(n).5/24", "dev", "eth0"])
-            try ip(["-n", pod(n), "link", "set", "eth0", "mtu", vxlan ? "1450" : "1500", "up"])
-            try ip(["-n", pod(n), "route", "add", "default", "via", "10.244.\(n).1"])
-            try Command.must(["ip", "netns", "exec", node(n), "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            try topology.addBridgePod("p\(n)", on: node(n), hostInterface: "vp\(n)",
+                                      gateway: "10.244.\(n).1/24", address: "10.244.\(n).5/24", mtu: vxlan ? 1450 : 1500)
         }
         for n in [1, 2] {
             let other = 3 - n
             let pins = "\(directory)/pins-\(n)"
             try FileManager.default.createDirectory(atPath: pins, withIntermediateDirectories: true)
-            if dataplane == "bpf" && !BPFFilesystem.isMounted(at: pins) {
-                guard mount("bpf", pins, "bpf", 0, nil) == 0 else { throw CommandFailure("cannot mount a bpffs at \(pins)") }
-            }
+            if dataplane == "bpf" { try BPFFilesystem.ensureMounted(at: pins) }
             let attributes = vxlan
                 ? #"{"PublicIP":"198.18.0.\#(other)","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0a:58:00:00:00:0\#(other)"}}"#
                 : #"{"PublicIP":"198.18.0.\#(other)","PublicIPv6":null,"BackendType":"host-gw"}"#
@@ -99,16 +84,8 @@ final class BenchTopology {
 
     func remove() {
         for server in servers { server.kill() }
-        for namespace in [pod(1), pod(2), node(1), node(2)] {
-            _ = try? Command.run(["ip", "netns", "del", namespace])
-        }
-        for n in [1, 2] where BPFFilesystem.isMounted(at: "\(directory)/pins-\(n)") {
-            umount2("\(directory)/pins-\(n)", Int32(MNT_DETACH))
-        }
+        topology.remove()
+        for n in [1, 2] { BPFFilesystem.unmount("\(directory)/pins-\(n)") }
         try? FileManager.default.removeItem(atPath: directory)
-    }
-
-    private func ip(_ arguments: [String]) throws {
-        try Command.must(["ip"] + arguments)
     }
 }

@@ -6,6 +6,7 @@ import WeftBPF
 import WeftCore
 import WeftDataplane
 import WeftShell
+import WeftTopology
 import WeftStore
 
 extension BenchCommand {
@@ -22,20 +23,17 @@ extension BenchCommand {
             let counts = peers.split(separator: ",").compactMap { Int($0) }
             let weft = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
             let root = "/run/weft-bench-cp"
-            let namespace = "weft-bench-cp"
+            let topology = Topology(prefix: "weft-bench-cp")
             let cleanup = {
-                _ = try? Command.run(["ip", "netns", "del", namespace])
-                if BPFFilesystem.isMounted(at: "\(root)/pins") { umount2("\(root)/pins", Int32(MNT_DETACH)) }
+                _ = try? Topology.remove(prefix: topology.prefix)
+                BPFFilesystem.unmount("\(root)/pins")
                 try? FileManager.default.removeItem(atPath: root)
             }
             cleanup()
             defer { cleanup() }
             try FileManager.default.createDirectory(atPath: "\(root)/pins", withIntermediateDirectories: true)
-            try Command.must(["ip", "netns", "add", namespace])
-            try Command.must(["ip", "-n", namespace, "link", "add", "u1", "type", "veth", "peer", "name", "u1peer"])
-            try Command.must(["ip", "-n", namespace, "addr", "add", "198.18.0.1/16", "dev", "u1"])
-            try Command.must(["ip", "-n", namespace, "link", "set", "u1", "up"])
-            try Command.must(["ip", "-n", namespace, "link", "set", "lo", "up"])
+            let namespace = try topology.addNamespace("")
+            try topology.addLoneLink(.init(namespace, "u1", "198.18.0.1/16"))
             print("peers   bpf maps (s)   kernel (s)   kernel / bpf")
             var results: [String: Any] = [:]
             for count in counts {

@@ -2,6 +2,7 @@ import Foundation
 import WeftShell
 import Glibc
 import WeftBPF
+import WeftTopology
 
 /// A Weft cluster on this machine: N node namespaces on one underlay bridge, a daemon in
 /// each on the embedded store, and pods made through weft-cni with the real bridge and
@@ -21,8 +22,7 @@ struct Lab {
     var plugin: String { URL(fileURLWithPath: weft).deletingLastPathComponent().appendingPathComponent("weft-cni").path }
 
     func existingNamespaces() throws -> [String] {
-        try Command.must(["ip", "netns", "list"]).split(separator: "\n")
-            .map { String($0.split(separator: " ").first ?? "") }.filter { $0.hasPrefix(prefix) }
+        try Topology.existing(prefix: prefix)
     }
 
     // MARK: up
@@ -41,9 +41,8 @@ struct Lab {
         try state.save()
 
         progress("underlay: bridge br0 in \(state.underlayNamespace), 198.18.0.0/24")
-        try ip(["netns", "add", state.underlayNamespace])
-        try ip(["-n", state.underlayNamespace, "link", "add", "br0", "type", "bridge"])
-        try ip(["-n", state.underlayNamespace, "link", "set", "br0", "up"])
+        let topology = Topology(prefix: prefix)
+        try topology.addSwitch("underlay")
         let configFile = "\(directory)/net-conf.json"
         try Self.networkConfig(backend: backend, mtu: mtu).write(toFile: configFile, atomically: true, encoding: .utf8)
         if store == "etcd" {
@@ -59,13 +58,8 @@ struct Lab {
             state.nodes.append(node)
             try state.save()
             try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
-            try ip(["netns", "add", node.namespace])
-            try ip(["-n", node.namespace, "link", "set", "lo", "up"])
-            try ip(["link", "add", "eth0", "netns", node.namespace, "type", "veth", "peer", "name", "n\(index)", "netns", state.underlayNamespace])
-            try ip(["-n", state.underlayNamespace, "link", "set", "n\(index)", "master", "br0", "up"])
-            try ip(["-n", node.namespace, "addr", "add", "\(node.underlayIP)/24", "dev", "eth0"])
-            try ip(["-n", node.namespace, "link", "set", "eth0", "up"])
-            try Command.must(["ip", "netns", "exec", node.namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            try topology.addNode(node.name)
+            try topology.plug(.init(node.namespace, "eth0", "\(node.underlayIP)/24"), into: state.underlayNamespace, as: node.name)
             node.daemonPID = try startDaemon(node, store: state.storeArguments)
             state.nodes[index - 1] = node
             try state.save()
@@ -78,8 +72,7 @@ struct Lab {
                 var pod = LabState.Pod(name: "\(node.name)-p\(podIndex + 1)", namespace: "\(node.namespace)-p\(podIndex + 1)")
                 state.nodes[index].pods.append(pod)
                 try state.save()
-                try ip(["netns", "add", pod.namespace])
-                try ip(["-n", pod.namespace, "link", "set", "lo", "up"])
+                try topology.addNamespace(pod.name)
                 pod.ip = try addPod(pod, on: node)
                 state.nodes[index].pods[podIndex] = pod
                 try state.save()
@@ -98,12 +91,7 @@ struct Lab {
     /// `ip netns exec` execs the daemon, so the PID recorded is the daemon's. Its log goes
     /// to the node's directory.
     func startDaemon(_ node: LabState.Node, store: [String]) throws -> Int32 {
-        if node.dataplane == "bpf" && !BPFFilesystem.isMounted(at: node.pinDirectory) {
-            try FileManager.default.createDirectory(atPath: node.pinDirectory, withIntermediateDirectories: true)
-            guard mount("bpf", node.pinDirectory, "bpf", 0, nil) == 0 else {
-                throw CommandFailure("cannot mount a bpffs at \(node.pinDirectory): \(String(cString: strerror(errno)))")
-            }
-        }
+        if node.dataplane == "bpf" { try BPFFilesystem.ensureMounted(at: node.pinDirectory) }
         _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
         let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + store + ["--iface", "eth0",
                                        "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
@@ -119,7 +107,6 @@ struct Lab {
             throw CommandFailure("--store etcd needs etcd: install etcd-server (scripts/setup does)")
         }
         try ip(["-n", state.underlayNamespace, "addr", "replace", "198.18.0.254/24", "dev", "br0"])
-        try ip(["-n", state.underlayNamespace, "link", "set", "lo", "up"])
         let endpoint = "http://198.18.0.254:2379"
         let log = "\(directory)/etcd.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
@@ -252,9 +239,7 @@ struct Lab {
             stopEtcd(state)
             progress("stopped the lab's etcd (pid \(pid))")
         }
-        for namespace in try existingNamespaces().sorted(by: >) {
-            try Command.must(["ip", "netns", "del", namespace])
-        }
+        try Topology.remove(prefix: prefix)
         let mounts = (try? String(contentsOfFile: "/proc/mounts", encoding: .utf8)) ?? ""
         for line in mounts.split(separator: "\n") {
             let fields = line.split(separator: " ")
