@@ -13,7 +13,14 @@ public struct DaemonSettings: Sendable {
     /// Renew this long before the lease expires (flanneld's `--subnet-lease-renew-margin`).
     public var renewMargin: Duration = .seconds(60 * 60)
     public var leaseTTLSeconds: Int64 = 24 * 3600
+    /// `--ip-masq`: write FLANNEL_IPMASQ=true and install flanneld's masquerade rules.
     public var ipMasquerade = false
+    /// `--iptables-forward-rules`: install flanneld's FLANNEL-FWD chain (on by default, as in flanneld).
+    public var forwardRules = true
+    /// `--ip-masq-fully-random-disable` turns this off.
+    public var fullyRandomMasquerade = true
+    /// `--iptables-resync`: how often the rules are checked and put back.
+    public var rulesResync: Duration = .seconds(5)
     public var dataplane = DataplaneChoice.auto
     public var pinDirectory = "/run/weft/bpf"
     public var programs = BPFPrograms.locate()

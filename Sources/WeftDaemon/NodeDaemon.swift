@@ -75,12 +75,16 @@ public final class NodeDaemon: Sendable {
 
         let dataplane = try dataplanes.make(node, mode: choice.mode, logger: logger)
         try dataplane.setUp()
+        let rules = dataplanes.rules(FlannelRules(network: node.network, subnet: node.subnet, masquerade: settings.ipMasquerade,
+                                                  forward: settings.forwardRules, fullyRandom: settings.fullyRandomMasquerade),
+                                     tool: config.enableNFTables ? .nftables : .iptables)
+        installRules(rules, nftables: config.enableNFTables)
         let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
         let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })
         let state = self.state
         let dataplanes = self.dataplanes
         let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger,
-                                             changes: { try dataplanes.namespaceChanges() }) { observation in
+                                             rules: rules, rulesInterval: settings.rulesResync, changes: { try dataplanes.namespaceChanges() }) { observation in
             state.update { $0.record(observation) }
         }
         try supervisor.applyPeers()
@@ -103,6 +107,22 @@ public final class NodeDaemon: Sendable {
         try await group.run()
         withExtendedLifetime(lock) {}
         logger.notice("stopped; the dataplane stays in place so pods keep talking")
+    }
+
+    /// Installs the masquerade and forward rules. A failure (no iptables on the host, say)
+    /// leaves the node not ready with the reason, and the supervisor tries again every resync.
+    private func installRules(_ rules: any RuleKeeper, nftables: Bool) {
+        do {
+            let changes = try rules.ensure()
+            if !changes.isEmpty {
+                logger.notice("installed flanneld's masquerade and forward rules", metadata: [
+                    "tool": "\(nftables ? "nft" : "iptables")", "masquerade": "\(settings.ipMasquerade)",
+                    "forward": "\(settings.forwardRules)", "changes": "\(changes.joined(separator: "; "))"])
+            }
+        } catch {
+            logger.error("could not install the masquerade and forward rules; retrying every resync", metadata: ["error": "\(error)"])
+            state.update { $0.record(.failed("could not install the masquerade and forward rules: \(error)")) }
+        }
     }
 
     /// Stops a running daemon as SIGTERM would.

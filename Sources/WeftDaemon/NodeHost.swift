@@ -43,6 +43,8 @@ public protocol DataplaneFactory: Sendable {
     func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane
     /// What wakes the supervisor when the host network changes under the dataplane.
     func namespaceChanges() throws -> any NamespaceChanges
+    /// What keeps flanneld's masquerade and forward rules on the node.
+    func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper
 }
 
 /// The machine itself, over netlink.
@@ -106,5 +108,9 @@ public struct SystemDataplanes: DataplaneFactory {
 
     public func namespaceChanges() throws -> any NamespaceChanges {
         try NetlinkNamespaceChanges()
+    }
+
+    public func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper {
+        NetfilterRules(rules, tool: tool)
     }
 }

@@ -37,12 +37,19 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     }
 
     private let makeChanges: @Sendable () throws -> any NamespaceChanges
+    /// The masquerade and forward rules, checked every `rulesInterval`: netlink says nothing
+    /// of netfilter, so a timer (flanneld's `--iptables-resync`) is all that notices a flush.
+    private let rules: (any RuleKeeper)?
+    private let rulesInterval: Duration
 
     /// - Parameter changes: what tells the supervisor the host network changed; netlink by default.
     public init(dataplane: any Dataplane, peers: PeerSet, interval: Duration = .seconds(2), logger: Logger,
+                rules: (any RuleKeeper)? = nil, rulesInterval: Duration = .seconds(5),
                 changes: @escaping @Sendable () throws -> any NamespaceChanges = { try NetlinkNamespaceChanges() },
                 observer: @escaping @Sendable (Observation) -> Void = { _ in }) {
         self.dataplane = dataplane
+        self.rules = rules
+        self.rulesInterval = rulesInterval
         makeChanges = changes
         pending = Mutex((peers, false, false))
         self.interval = interval
@@ -137,15 +144,21 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         // before the one full pass it causes.
         let settle = Duration.milliseconds(100)
         var nextFullPass = clock.now + interval
+        var nextRulesCheck = clock.now + rulesInterval
         var namespaceChanged = false
         while true {
-            let until = namespaceChanged ? min(nextFullPass, clock.now + settle) : nextFullPass
+            var until = namespaceChanged ? min(nextFullPass, clock.now + settle) : nextFullPass
+            if rules != nil { until = min(until, nextRulesCheck) }
             let namespaceChangedNow = try events.wait(timeoutMilliseconds: Self.milliseconds(until - clock.now), wake: wakeup.descriptor)
             wakeup.drain()
             let (changed, stopped) = pending.withLock { ($0.changed, $0.stopped) }
             if stopped { return }
             if changed {
                 attempt("apply the new peers") { try applyPeers() }
+            }
+            if clock.now >= nextRulesCheck {
+                nextRulesCheck = clock.now + rulesInterval
+                attempt("check the masquerade and forward rules") { try checkRules() }
             }
             if namespaceChangedNow {
                 namespaceChanged = true
@@ -157,6 +170,18 @@ public final class DataplaneSupervisor: @unchecked Sendable {
                 attempt("repair the dataplane") { try reconcile() }
             }
         }
+    }
+
+    /// Puts back the masquerade and forward rules where they differ; returns what it changed.
+    @discardableResult
+    public func checkRules() throws -> [String] {
+        guard let rules else { return [] }
+        let repairs = try rules.ensure()
+        if !repairs.isEmpty { observer(.repaired(count: repairs.count)) }
+        for repair in repairs {
+            logger.notice("repaired the dataplane", metadata: ["repair": "\(repair)", "mode": "\(dataplane.mode.rawValue)"])
+        }
+        return repairs
     }
 
     private func attempt(_ what: String, _ body: () throws -> Void) {

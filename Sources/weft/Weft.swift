@@ -20,7 +20,8 @@ struct Weft: AsyncParsableCommand {
         if asFlanneld || arguments.first == "daemon" {
             if !asFlanneld { arguments.removeFirst() }
             do {
-                arguments = ["daemon"] + (try FlanneldCommandLine.normalize(arguments, booleanFlags: DaemonCommand.booleanFlags))
+                arguments = ["daemon"] + (try FlanneldCommandLine.normalize(arguments, booleanFlags: DaemonCommand.booleanFlags,
+                                                                                        onByDefault: DaemonCommand.flagsOnByDefault))
             } catch {
                 exit(withError: ValidationError(error.description))
             }

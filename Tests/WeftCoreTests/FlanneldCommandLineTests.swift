@@ -27,6 +27,12 @@ struct FlanneldCommandLineTests {
         #expect(try FlanneldCommandLine.normalize(["--v", "0"], booleanFlags: booleans) == ["--log-level", "info"])
         #expect(try FlanneldCommandLine.normalize(["-v=10"], booleanFlags: booleans) == ["--log-level", "trace"])
         #expect(try FlanneldCommandLine.normalize(["-h"], booleanFlags: booleans) == ["-h"])
+        // A flag on by default is turned off by its --no- form.
+        let forward: Set<String> = ["iptables-forward-rules"]
+        #expect(try FlanneldCommandLine.normalize(["--iptables-forward-rules=false"], booleanFlags: forward, onByDefault: forward)
+            == ["--no-iptables-forward-rules"])
+        #expect(try FlanneldCommandLine.normalize(["-iptables-forward-rules=1"], booleanFlags: forward, onByDefault: forward)
+            == ["--iptables-forward-rules"])
     }
 
     @Test("A bad boolean, a bad -v, and a flag Weft lacks each name the argument and what to do")

@@ -27,6 +27,13 @@ import Testing
         #expect(config.flannelJSONText == #"{"Network":"10.244.0.0/16","SubnetLen":24,"SubnetMin":"10.244.1.0","SubnetMax":"10.244.255.0","Backend":{"Type":"vxlan","VNI":1,"Port":8472,"DirectRouting":false,"MTU":0}}"#)
     }
 
+    @Test func enableNFTablesChoosesTheRulesTool() throws {
+        #expect(try parse(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#).enableNFTables == false)
+        #expect(try parse(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"},"EnableNFTables":true}"#).enableNFTables)
+        let found = problems(#"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"},"EnableNFTables":"yes"}"#)
+        #expect(found.contains { $0.contains("EnableNFTables") && $0.contains("must be true or false") }, "\(found)")
+    }
+
     @Test func keysMatchCaseInsensitivelyAsInGo() throws {
         let config = try parse(#"{"network":"10.1.0.0/16","subnetlen":26,"backend":{"type":"VXLAN","vni":42,"port":0,"directrouting":true,"mtu":1400}}"#)
         #expect(config.subnetLength == 26)

@@ -68,6 +68,25 @@ final class RecordingDataplanes: DataplaneFactory, @unchecked Sendable {
     }
 
     func namespaceChanges() throws -> any NamespaceChanges { QuietNamespace() }
+
+    let keeper = RecordingRules()
+    func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper {
+        keeper.wanted.withLock { $0 = (rules, tool) }
+        return keeper
+    }
+}
+
+/// Rules kept nowhere: records what the daemon asked for and how often it checked.
+final class RecordingRules: RuleKeeper, Sendable {
+    let wanted = Mutex<(FlannelRules, NetfilterRules.Tool)?>(nil)
+    let checks = Mutex(0)
+
+    func ensure() throws -> [String] {
+        checks.withLock { $0 += 1 }
+        return []
+    }
+
+    func remove() throws {}
 }
 
 /// A namespace where nothing changes: waits until woken or the time is up.

@@ -42,4 +42,35 @@ struct FlannelInteropTests {
         let tooBig = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "\(weftMTU - 27)", flannel.podIP])
         #expect(!tooBig.succeeded)
     }
+
+    /// The Flannel chains of a node's `iptables-save`, its own subnet written as SUBNET.
+    func flannelChains(_ save: String, subnet: String) -> [String] {
+        save.split(separator: "\n").map(String.init)
+            .filter { $0.contains("FLANNEL-") && !$0.hasPrefix("#") }
+            .map { $0.replacingOccurrences(of: subnet, with: "SUBNET") }
+    }
+
+    @Test("--ip-masq on every node and FORWARD dropping: the same Flannel chains but for the subnet, and pods reach each other both ways",
+          arguments: ["bpf", "kernel"])
+    func masqueradeAndForward(dataplane: String) throws {
+        let lab = try LabFixture(nodes: 1, dataplane: dataplane, store: "etcd", ipMasq: true)
+        let flannel = try FlannelNode(beside: lab, flags: ["--ip-masq"])
+        let flannelSubnet = (try? String(contentsOfFile: flannel.subnetFile, encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("FLANNEL_SUBNET=") }.map { String($0.dropFirst("FLANNEL_SUBNET=".count)) } ?? "?"
+        let flannelNetwork = flannelSubnet.replacingOccurrences(of: ".1/24", with: ".0/24")
+        let weftSubnet = try lab.node("n1")["subnet"] as? String ?? "?"
+        #expect(try waitUntil(seconds: 10) { try Command.must(["ip", "netns", "exec", flannel.node, "iptables-save"]).contains("FLANNEL-POSTRTG") })
+        let theirs = flannelChains(try Command.must(["ip", "netns", "exec", flannel.node, "iptables-save"]), subnet: flannelNetwork)
+        let ours = flannelChains(try lab.weft(["lab", "exec", "n1", "--", "iptables-save"]).stdout, subnet: weftSubnet)
+        #expect(ours == theirs, "Weft:\n\(ours.joined(separator: "\n"))\nflanneld:\n\(theirs.joined(separator: "\n"))")
+        #expect(theirs.count == 11, "two chains, two jumps, seven rules: \(theirs)")
+
+        #expect(try Command.run(["ip", "netns", "exec", flannel.node, "iptables", "-P", "FORWARD", "DROP"]).succeeded)
+        #expect(try lab.weft(["lab", "exec", "n1", "--", "iptables", "-P", "FORWARD", "DROP"]).succeeded)
+        let weftPod = try lab.podIP("n1")
+        let there = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "2", flannel.podIP])
+        #expect(there.succeeded, "Weft pod -> flannel pod: \(there.stdout)\(there.stderr)")
+        let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "2", "-W", "2", weftPod])
+        #expect(back.succeeded, "flannel pod -> Weft pod: \(back.stdout)\(back.stderr)")
+    }
 }

@@ -37,7 +37,8 @@ final class FlannelNode {
     var subnetFile: String { files.file("subnet.env") }
     var log: String { (try? String(contentsOfFile: files.file("flanneld.log"), encoding: .utf8)) ?? "" }
 
-    init(beside lab: LabFixture, address: String = "198.18.0.50") throws {
+    /// - Parameter flags: more of flanneld's flags, such as `--ip-masq`.
+    init(beside lab: LabFixture, address: String = "198.18.0.50", flags: [String] = []) throws {
         files = try TemporaryDirectory()
         let flannel = try StockFlannel(into: files)
         self.address = address
@@ -47,7 +48,7 @@ final class FlannelNode {
         try namespaces.topology.plug(.init(node, "eth0", "\(address)/24"), into: underlay, as: "\(namespaces.tag)f")
         let log = files.file("flanneld.log")
         daemon = try ChildProcess(["ip", "netns", "exec", node, flannel.flanneld, "--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0",
-                                   "--subnet-file=\(files.file("subnet.env"))"], output: .file(log), error: .file(log))
+                                   "--subnet-file=\(files.file("subnet.env"))"] + flags, output: .file(log), error: .file(log))
         guard try waitUntil(seconds: 30, { FileManager.default.fileExists(atPath: self.files.file("subnet.env")) }) else {
             daemon.kill()
             throw Command.Failure(arguments: ["flanneld"], result: Command.Result(status: -1, stdout: "", stderr: String(self.log.suffix(3000))))

@@ -10,9 +10,10 @@ final class LabFixture {
     var directory: String { "/run/weft-\(name)" }
 
     init(nodes: Int = 3, backend: String = "vxlan", dataplane: String = "bpf", podsPerNode: Int = 1, store: String = "embedded",
-         mtu: Int? = nil) throws {
+         mtu: Int? = nil, ipMasq: Bool = false, nftables: Bool = false) throws {
         let up = try weft(["lab", "up", "--nodes", "\(nodes)", "--backend", backend, "--dataplane", dataplane,
-                           "--pods-per-node", "\(podsPerNode)", "--store", store] + (mtu.map { ["--mtu", "\($0)"] } ?? []))
+                           "--pods-per-node", "\(podsPerNode)", "--store", store] + (mtu.map { ["--mtu", "\($0)"] } ?? [])
+                          + (ipMasq ? ["--ip-masq"] : []) + (nftables ? ["--nftables"] : []))
         guard up.succeeded else { throw Command.Failure(arguments: ["weft lab up"], result: up) }
     }
 
@@ -31,6 +32,13 @@ final class LabFixture {
     func status() throws -> [String: Any] {
         let result = try weft(["lab", "status", "--json"])
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+    }
+
+    var underlay: String { "weft-\(name)-underlay" }
+
+    /// The IP of a node's first pod.
+    func podIP(_ node: String) throws -> String {
+        (try self.node(node)["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
     }
 
     func log(_ node: String) -> String {

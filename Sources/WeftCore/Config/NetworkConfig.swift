@@ -10,13 +10,18 @@ public struct NetworkConfig: Sendable, Equatable {
     /// The network address of the highest subnet handed out.
     public var subnetMax: IPv4Address
     public var backend: Backend
+    /// `EnableNFTables`: the masquerade and forward rules go into an nftables table of their
+    /// own instead of iptables chains.
+    public var enableNFTables: Bool
 
-    public init(network: IPv4Prefix, subnetLength: Int, subnetMin: IPv4Address, subnetMax: IPv4Address, backend: Backend) {
+    public init(network: IPv4Prefix, subnetLength: Int, subnetMin: IPv4Address, subnetMax: IPv4Address, backend: Backend,
+                enableNFTables: Bool = false) {
         self.network = network
         self.subnetLength = subnetLength
         self.subnetMin = subnetMin
         self.subnetMax = subnetMax
         self.backend = backend
+        self.enableNFTables = enableNFTables
     }
 
     /// Whether `subnet` is one this configuration may hand out: the right length, inside

@@ -88,9 +88,10 @@ public enum NetworkConfigParser {
                 }
             }
             let backend = readBackend(document)
+            let enableNFTables = readEnableNFTables(document)
             guard let network, let subnetLength, let subnetMin, let subnetMax, let backend else { return nil }
             return NetworkConfig(network: network, subnetLength: subnetLength,
-                                 subnetMin: subnetMin, subnetMax: subnetMax, backend: backend)
+                                 subnetMin: subnetMin, subnetMax: subnetMax, backend: backend, enableNFTables: enableNFTables)
         }
 
         mutating func warnAboutUnknownKeys(in object: JSONValue, known: [String], path: String) {
@@ -116,6 +117,16 @@ public enum NetworkConfigParser {
                 default: problem(key, value, "must be true or false")
                 }
             }
+        }
+
+        /// `EnableNFTables`: masquerade and forward rules through nftables instead of iptables.
+        mutating func readEnableNFTables(_ document: JSONValue) -> Bool {
+            guard case let (key, value)? = document.member("EnableNFTables") else { return false }
+            guard case .bool(let enabled) = value else {
+                problem(key, value, "must be true or false")
+                return false
+            }
+            return enabled
         }
 
         mutating func readNetwork(_ document: JSONValue) -> IPv4Prefix? {

@@ -33,8 +33,10 @@ public enum FlanneldCommandLine {
     /// Rewrites flanneld's spellings into Weft's: single-dash long flags take two dashes;
     /// a boolean flag's `=value` is read with Go's spellings (false drops the flag);
     /// `-v=N` becomes `--log-level`. Anything else is passed on unchanged.
-    /// - Parameter booleanFlags: the daemon's boolean flags, without dashes.
-    public static func normalize(_ arguments: [String], booleanFlags: Set<String>) throws(Problem) -> [String] {
+    /// - Parameters:
+    ///   - booleanFlags: the daemon's boolean flags, without dashes.
+    ///   - onByDefault: those of them that are on unless turned off: their false becomes `--no-<flag>`.
+    public static func normalize(_ arguments: [String], booleanFlags: Set<String>, onByDefault: Set<String> = []) throws(Problem) -> [String] {
         var result: [String] = []
         var index = 0
         while index < arguments.count {
@@ -67,7 +69,11 @@ public enum FlanneldCommandLine {
                 guard let enabled = parseBool(value) else {
                     throw Problem(description: "\(argument): --\(name) takes true or false (or 1, 0, t, f)")
                 }
-                if enabled { result.append("--\(name)") }
+                if enabled {
+                    result.append("--\(name)")
+                } else if onByDefault.contains(name) {
+                    result.append("--no-\(name)")
+                }
                 continue
             }
             result.append(value.map { "--\(name)=\($0)" } ?? "--\(name)")
@@ -82,9 +88,6 @@ public enum FlanneldCommandLine {
         "kube-api-url": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
         "kubeconfig-file": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
         "kube-annotation-prefix": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
-        "iptables-resync": "Weft installs no masquerade or forward rules yet",
-        "iptables-forward-rules": "Weft installs no masquerade or forward rules yet",
-        "ip-masq-fully-random-disable": "Weft installs no masquerade or forward rules yet",
         "subnet-lease-renew-margin-seconds": "use --subnet-lease-renew-margin (minutes)",
         "set-node-network-unavailable": "Weft does not talk to the Kubernetes API",
         "net-config-path-v6": "Weft runs IPv4 only",

@@ -38,8 +38,14 @@ struct DaemonCommand: AsyncParsableCommand {
     var healthzIP: String?
     @Option(help: "Port of /healthz, /readyz and /metrics; 0 serves none. [default: 0]")
     var healthzPort: Int?
-    @Flag(help: "Write FLANNEL_IPMASQ=true, so the CNI plugin leaves masquerading to the node. (Weft does not install flanneld's masquerade rules itself yet: add them, or leave this off.)")
+    @Flag(help: "Masquerade pod traffic that leaves the cluster network, with flanneld's FLANNEL-POSTRTG chain, and write FLANNEL_IPMASQ=true so the CNI plugin leaves it to the node.")
     var ipMasq = false
+    @Flag(help: "Masquerade without --random-fully (fully-random in nftables).")
+    var ipMasqFullyRandomDisable = false
+    @Flag(inversion: .prefixedNo, help: "Install flanneld's FLANNEL-FWD chain, which accepts forwarded traffic to and from the cluster network whatever FORWARD's policy. [default: on]")
+    var iptablesForwardRules: Bool?
+    @Option(help: "Seconds between checks of the masquerade and forward rules; a missing rule is put back. [default: 5]")
+    var iptablesResync: Int?
     @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel. [default: auto]")
     var dataplane: DataplaneChoice?
     @Option(help: "The bpffs directory for the BPF dataplane's pins. [default: /run/weft/bpf]")
@@ -51,7 +57,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     /// The boolean flags, which flanneld's command lines may give as `--flag=true`.
-    static let booleanFlags: Set<String> = ["ip-masq"]
+    static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules"]
+    /// The boolean flags that are on unless turned off.
+    static let flagsOnByDefault: Set<String> = ["iptables-forward-rules"]
 
     /// Every flag `weft daemon` takes, read off its own help, so a `FLANNELD_*` variable
     /// for anything else can be named.
@@ -125,14 +133,20 @@ struct DaemonCommand: AsyncParsableCommand {
         settings.renewMargin = .seconds(margin * 60)
         settings.healthAddress = healthzIP ?? env("healthz-ip") ?? "0.0.0.0"
         settings.healthPort = try integer(healthzPort, "healthz-port") ?? 0
-        if ipMasq {
-            settings.ipMasquerade = true
-        } else if let text = env("ip-masq") {
+        func boolean(_ value: Bool?, _ flag: String) throws -> Bool? {
+            if let value { return value }
+            guard let text = env(flag) else { return nil }
             guard let enabled = FlanneldCommandLine.parseBool(text) else {
-                throw CommandFailure("\(NodeEnvironment.flanneldVariable("ip-masq"))=\(text): expected true or false (or 1, 0, t, f)")
+                throw CommandFailure("\(NodeEnvironment.flanneldVariable(flag))=\(text): expected true or false (or 1, 0, t, f)")
             }
-            settings.ipMasquerade = enabled
+            return enabled
         }
+        settings.ipMasquerade = try boolean(ipMasq ? true : nil, "ip-masq") ?? false
+        settings.fullyRandomMasquerade = !(try boolean(ipMasqFullyRandomDisable ? true : nil, "ip-masq-fully-random-disable") ?? false)
+        settings.forwardRules = try boolean(iptablesForwardRules, "iptables-forward-rules") ?? true
+        let resync = try integer(iptablesResync, "iptables-resync") ?? 5
+        guard resync > 0 else { throw CommandFailure("--iptables-resync \(resync): must be 1 second or more") }
+        settings.rulesResync = .seconds(resync)
         if let text = env("dataplane"), dataplane == nil {
             guard let choice = DataplaneChoice(rawValue: text) else { throw CommandFailure("FLANNELD_DATAPLANE=\(text): expected auto, bpf or kernel") }
             settings.dataplane = choice

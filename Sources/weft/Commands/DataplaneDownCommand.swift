@@ -10,7 +10,7 @@ extension DataplaneCommand {
     struct Down: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove what the dataplane made in this network namespace.",
-            discussion: "Always removes the BPF dataplane's filters, devices, routes and pins. With --net-config-path and --iface it also removes the kernel dataplane's flannel.<VNI> device and peer routes.")
+            discussion: "Always removes the BPF dataplane's filters, devices, routes and pins, and flanneld's masquerade and forward rules (the FLANNEL-POSTRTG and FLANNEL-FWD chains, or the flannel-ipv4 nftables table). With --net-config-path and --iface it also removes the kernel dataplane's flannel.<VNI> device and peer routes.")
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
         @Option(help: "The network config, to find the kernel dataplane's device and routes.") var netConfigPath: String?
         @Option(help: "The underlay interface the kernel dataplane's routes use.") var iface: String?
@@ -20,6 +20,9 @@ extension DataplaneCommand {
             logging.bootstrap()
             let logger = Logger(label: "weft.dataplane")
             try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+            for removed in try NetfilterRules.removeAll() {
+                logger.notice("removed \(removed)")
+            }
             guard let netConfigPath, let iface else { return }
             let config = try ConfigFile.load(netConfigPath).config
             let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,

@@ -13,8 +13,8 @@ struct Lab {
 
     var prefix: String { "weft-\(name)-" }
     var directory: String { "/run/weft-\(name)" }
-    static func networkConfig(backend: String, mtu: Int?) -> String {
-        #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(backend)"\#(mtu.map { #","MTU":\#($0)"# } ?? "")}}"#
+    static func networkConfig(backend: String, mtu: Int?, nftables: Bool = false) -> String {
+        #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(backend)"\#(mtu.map { #","MTU":\#($0)"# } ?? "")}\#(nftables ? #","EnableNFTables":true"# : "")}"#
     }
 
     /// The weft and weft-cni binaries beside this one.
@@ -28,7 +28,7 @@ struct Lab {
     // MARK: up
 
     func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, store: String, mtu: Int? = nil,
-            progress: (String) -> Void) throws -> LabState {
+            ipMasq: Bool = false, nftables: Bool = false, progress: (String) -> Void) throws -> LabState {
         if try LabState.load(directory) != nil || !existingNamespaces().isEmpty {
             throw CommandFailure("a lab named \(name) is already running (\(directory)); use it, or take it down first with `weft lab down\(name == "lab" ? "" : " --name \(name)")`")
         }
@@ -37,14 +37,14 @@ struct Lab {
         }
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var state = LabState(name: name, directory: directory, backend: backend, storeFile: "\(directory)/leases.db",
-                             underlayNamespace: "\(prefix)underlay", nodes: [])
+                             underlayNamespace: "\(prefix)underlay", nodes: [], daemonFlags: ipMasq ? ["--ip-masq"] : [])
         try state.save()
 
         progress("underlay: bridge br0 in \(state.underlayNamespace), 198.18.0.0/24")
         let topology = Topology(prefix: prefix)
         try topology.addSwitch("underlay")
         let configFile = "\(directory)/net-conf.json"
-        try Self.networkConfig(backend: backend, mtu: mtu).write(toFile: configFile, atomically: true, encoding: .utf8)
+        try Self.networkConfig(backend: backend, mtu: mtu, nftables: nftables).write(toFile: configFile, atomically: true, encoding: .utf8)
         if store == "etcd" {
             try startEtcd(&state)
             progress("etcd: \(state.etcdEndpoint!) in \(state.underlayNamespace), pid \(state.etcdPID!)")
@@ -60,7 +60,7 @@ struct Lab {
             try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
             try topology.addNode(node.name)
             try topology.plug(.init(node.namespace, "eth0", "\(node.underlayIP)/24"), into: state.underlayNamespace, as: node.name)
-            node.daemonPID = try startDaemon(node, store: state.storeArguments)
+            node.daemonPID = try startDaemon(node, in: state)
             state.nodes[index - 1] = node
             try state.save()
             progress("node \(node.name): \(node.namespace), underlay \(node.underlayIP), \(mode) dataplane, daemon pid \(node.daemonPID!)")
@@ -90,10 +90,10 @@ struct Lab {
     /// starts it in a process group of its own, so a terminal's signals do not reach it).
     /// `ip netns exec` execs the daemon, so the PID recorded is the daemon's. Its log goes
     /// to the node's directory.
-    func startDaemon(_ node: LabState.Node, store: [String]) throws -> Int32 {
+    func startDaemon(_ node: LabState.Node, in state: LabState) throws -> Int32 {
         if node.dataplane == "bpf" { try BPFFilesystem.ensureMounted(at: node.pinDirectory) }
         _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
-        let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + store + ["--iface", "eth0",
+        let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + state.storeArguments + (state.daemonFlags ?? []) + ["--iface", "eth0",
                                        "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
                                        "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"],
                                       output: .file(node.logFile), error: .file(node.logFile))
@@ -170,7 +170,7 @@ struct Lab {
             for _ in 0..<50 where Self.isWeftDaemon(pid) { usleep(100_000) }
         }
         try? FileManager.default.removeItem(atPath: state.nodes[index].statusFile)
-        state.nodes[index].daemonPID = try startDaemon(state.nodes[index], store: state.storeArguments)
+        state.nodes[index].daemonPID = try startDaemon(state.nodes[index], in: state)
         try state.save()
         return (state.nodes[index].daemonPID!, try waitUntilReady(state.nodes[index]))
     }

@@ -33,6 +33,8 @@ struct LabCommand: ParsableCommand {
         @Option(help: "bpf, kernel, or mixed (odd nodes BPF, even nodes kernel).") var dataplane: String = "bpf"
         @Option(help: "The lease store: embedded (a SQLite file shared by the nodes) or etcd (a local etcd the lab starts).") var store: String = "embedded"
         @Option(help: "Backend.MTU for a vxlan lab: the underlay MTU to assume (pods get 50 less).") var mtu: Int?
+        @Flag(help: "Run the daemons with --ip-masq: pods reach hosts outside the cluster network under their node's address.") var ipMasq = false
+        @Flag(help: "Set EnableNFTables: the masquerade and forward rules go into nftables instead of iptables.") var nftables = false
 
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes \(nodes): must be 1 to 200") }
@@ -49,7 +51,8 @@ struct LabCommand: ParsableCommand {
             guard getuid() == 0 else { throw CommandFailure("weft lab needs root: it creates network namespaces and loads BPF programs") }
             let lab = name.lab
             do {
-                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store, mtu: mtu) { print("==> \($0)") }
+                let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store, mtu: mtu,
+                                     ipMasq: ipMasq, nftables: nftables) { print("==> \($0)") }
                 print("lab \(state.name) is up: \(state.nodes.count) nodes, \(state.nodes.flatMap(\.pods).count) pods. "
                     + "Try `weft lab status`, `weft lab check`, `weft lab exec n1 -- weft maps peers`; remove it with `weft lab down`.")
             } catch let error as CommandFailure where error.message.contains("already running") {

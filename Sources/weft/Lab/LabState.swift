@@ -38,6 +38,8 @@ struct LabState: Codable {
     }
     var underlayNamespace: String
     var nodes: [Node]
+    /// Flags every node's daemon gets besides its own (`--ip-masq`).
+    var daemonFlags: [String]?
 
     static func load(_ directory: String) -> LabState? {
         guard let data = FileManager.default.contents(atPath: "\(directory)/lab.json") else { return nil }
