@@ -16,6 +16,9 @@ public struct CNIConfig: Sendable {
     public var pinDirectory: String
     /// Where host-local keeps its allocations (its `dataDir`); nil keeps its default.
     public var ipamDataDirectory: String?
+    /// The config's own `ipam`, which Flannel's plugin takes as the start of the delegate's:
+    /// its type (host-local unless set), its other keys and its routes are kept.
+    public var ipam: [String: JSONValue] = [:]
 
     public static func parse(_ data: Data) throws(CNIError) -> CNIConfig {
         let document: JSONValue
@@ -50,17 +53,29 @@ public struct CNIConfig: Sendable {
             default: throw CNIError(CNIError.invalidConfig, "\(key) must be a string path")
             }
         }
+        var ipam: [String: JSONValue] = [:]
+        switch members["ipam"] {
+        case nil, .null?: break
+        case .object(let object)?:
+            switch object["routes"] {
+            case nil, .array?: ipam = object
+            default: throw CNIError(CNIError.invalidConfig, "ipam.routes must be an array of routes", details: "e.g. [{\"dst\": \"10.96.0.0/12\"}]")
+            }
+        default: throw CNIError(CNIError.invalidConfig, "ipam must be a JSON object", details: "e.g. {\"type\": \"host-local\"}")
+        }
         return CNIConfig(cniVersion: version, name: name, delegate: delegate,
                          subnetFile: try string("subnetFile", SubnetEnv.defaultPath),
                          dataDirectory: try string("dataDir", "/var/lib/cni/flannel"),
                          pinDirectory: try string("pinDir", "/run/weft/bpf"),
-                         ipamDataDirectory: members["ipamDataDir"] == nil ? nil : try string("ipamDataDir", ""))
+                         ipamDataDirectory: members["ipamDataDir"] == nil ? nil : try string("ipamDataDir", ""), ipam: ipam)
     }
 
     /// The config the delegate plugin gets, as Flannel's plugin renders it: the `bridge`
     /// plugin (unless the user chose another) on `cni0` as the pods' gateway, with the MTU
     /// and masquerading from subnet.env, and host-local IPAM over this node's subnet with a
-    /// route to the whole cluster network. What the user set in `delegate` wins.
+    /// route to the whole cluster network. What the user set in `delegate` wins; the
+    /// config's `ipam` is the start of the delegate's, as in Flannel's plugin (its ranges are
+    /// always this node's subnet, and the cluster route is added to its own routes).
     public func delegateConfig(_ env: SubnetEnv) -> [String: JSONValue] {
         var config = delegate
         config["name"] = .string(name)
@@ -72,14 +87,14 @@ public struct CNIConfig: Sendable {
         }
         if config["ipMasq"] == nil { config["ipMasq"] = .bool(!env.ipMasquerade) }
         if config["mtu"] == nil { config["mtu"] = .integer(Int64(env.mtu)) }
-        var ipam: [String: JSONValue] = [
-            "type": .string("host-local"),
-            "ranges": .array([.array([.object(["subnet": .string(env.subnet.description)])])]),
-            // Flannel leaves `gw` out (host-local fills in the gateway); naming it gives the same
-            // route and lets the bridge plugin's CHECK find it, which it cannot without.
-            "routes": .array([.object(["dst": .string(env.network.description), "gw": .string(env.subnet.firstHost.description)])]),
-        ]
-        if let ipamDataDirectory { ipam["dataDir"] = .string(ipamDataDirectory) }
+        var ipam = self.ipam
+        if ipam["type"] == nil { ipam["type"] = .string("host-local") }
+        ipam["ranges"] = .array([.array([.object(["subnet": .string(env.subnet.description)])])])
+        let ownRoutes: [JSONValue] = if case .array(let routes)? = ipam["routes"] { routes } else { [] }
+        // Flannel leaves `gw` out (host-local fills in the gateway); naming it gives the same
+        // route and lets the bridge plugin's CHECK find it, which it cannot without.
+        ipam["routes"] = .array(ownRoutes + [.object(["dst": .string(env.network.description), "gw": .string(env.subnet.firstHost.description)])])
+        if let ipamDataDirectory, ipam["dataDir"] == nil { ipam["dataDir"] = .string(ipamDataDirectory) }
         config["ipam"] = .object(ipam)
         return config
     }

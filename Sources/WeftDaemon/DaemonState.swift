@@ -139,7 +139,7 @@ public enum StatusFile {
     public static let keyOrder = [
         "pid", "ready", "subnet", "network", "publicIP", "interface", "interfaceRule", "backend", "vtepMAC", "leaseExpiration",
         "dataplane", "dataplaneReason", "pinDirectory", "peers", "rejectedLeases", "leaseEvents", "applies", "repairs",
-        "leaseDefended", "storeResyncs", "notReadyReason", "reason",
+        "leaseDefended", "storeResyncs", "notReadyReason", "reason", "version",
     ]
 
     public static func render(_ state: DaemonState.Snapshot) -> String {
@@ -162,6 +162,7 @@ public enum StatusFile {
             "repairs": .integer(Int64(state.repairs)),
             "leaseDefended": .integer(Int64(state.leaseDefended)),
             "storeResyncs": .integer(Int64(state.storeResyncs)),
+            "version": .string(WeftVersion.current),
         ]
         func text(_ key: String, _ value: CustomStringConvertible?) {
             members[key] = value.map { .string($0.description) } ?? .null

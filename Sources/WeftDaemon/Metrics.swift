@@ -9,6 +9,7 @@ public enum Metrics {
             lines.append("# TYPE \(name) \(type)")
             for sample in samples { lines.append("\(name)\(sample.labels) \(sample.value)") }
         }
+        metric("weft_build_info", "gauge", "Always 1; the labels say which Weft this is.", [("{version=\"\(WeftVersion.current)\"}", "1")])
         metric("weft_ready", "gauge", "1 while subnet.env is written, the dataplane is as planned and the store answers.", [("", state.ready ? "1" : "0")])
         metric("weft_dataplane_mode", "gauge", "The dataplane this node runs.",
                [("{mode=\"\(state.mode?.rawValue ?? "none")\"}", "1")])

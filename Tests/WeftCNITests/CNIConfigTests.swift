@@ -33,6 +33,20 @@ struct CNIConfigTests {
         #expect(delegate["ipMasq"] == .bool(false))
     }
 
+    /// Flannel's plugin starts the delegate's ipam from the config's own: its type and keys
+    /// stay, its ranges become the node's subnet, the cluster route joins its routes.
+    @Test func theConfigsIPAMIsHonouredAsFlannelDoes() throws {
+        let config = try parse(#"{"cniVersion":"1.0.0","name":"cbr0","ipam":{"type":"host-local","dataDir":"/var/lib/mine","#
+            + #""ranges":[[{"subnet":"192.168.0.0/24"}]],"routes":[{"dst":"10.96.0.0/12"}]}}"#)
+        let ipam = try #require(config.delegateConfig(env)["ipam"])
+        #expect(JSONValue.object(["ipam": ipam]).serialized()
+            == #"{"ipam":{"dataDir":"/var/lib/mine","ranges":[[{"subnet":"10.244.1.0/24"}]],"routes":[{"dst":"10.96.0.0/12"},{"dst":"10.244.0.0/16","gw":"10.244.1.1"}],"type":"host-local"}}"#)
+        let other = try parse(#"{"cniVersion":"1.0.0","name":"cbr0","ipam":{"type":"whereabouts"}}"#)
+        #expect(other.delegateConfig(env)["ipam"]?.member("type")?.value == .string("whereabouts"))
+        #expect(throws: CNIError.self) { try parse(#"{"cniVersion":"1.0.0","name":"cbr0","ipam":"host-local"}"#) }
+        #expect(throws: CNIError.self) { try parse(#"{"cniVersion":"1.0.0","name":"cbr0","ipam":{"routes":{"dst":"10.96.0.0/12"}}}"#) }
+    }
+
     @Test func badConfigsGetTheSpecsCodesAndSayWhatToFix() {
         let cases: [(String, Int, String)] = [
             ("{not json", CNIError.decodingFailure, "not JSON"),

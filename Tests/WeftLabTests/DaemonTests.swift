@@ -87,6 +87,9 @@ struct DaemonTests {
         #expect(try get("/readyz").contains("ready"))
         let metrics = try get("/metrics")
         #expect(metrics.contains("weft_ready 1"))
+        #expect(metrics.contains(#"weft_build_info{version="0.5.0"} 1"#))
+        let status = (try? String(contentsOfFile: "\(lab.directory)/n1/status.json", encoding: .utf8)) ?? ""
+        #expect(status.contains(#""version":"0.5.0""#), "\(status)")
         #expect(metrics.contains("weft_peers 1"))
         #expect(metrics.contains(#"weft_dataplane_mode{mode="bpf"} 1"#))
         #expect(metrics.contains(#"weft_bpf_packets_total{outcome="encapsulated"}"#))
