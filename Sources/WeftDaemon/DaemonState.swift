@@ -57,8 +57,12 @@ public final class DaemonState: Sendable {
     private let changes = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     private let generation = Atomic<Int>(0)
 
-    public init(statusFile: String) {
+    /// systemd, when it started the daemon: told when the node is ready, and how it is.
+    let serviceManager: ServiceManager
+
+    public init(statusFile: String, serviceManager: ServiceManager = ServiceManager()) {
         self.statusFile = statusFile
+        self.serviceManager = serviceManager
     }
 
     public var current: Snapshot { snapshot.withLock { $0 } }
@@ -69,9 +73,11 @@ public final class DaemonState: Sendable {
         changes.continuation.yield()
     }
 
-    /// Writes the status file now.
+    /// Writes the status file now, and tells the service manager.
     public func writeStatus() {
-        try? StatusFile.write(current, to: statusFile)
+        let state = current
+        try? StatusFile.write(state, to: statusFile)
+        serviceManager.report(state)
     }
 
     /// Writes the status file once changes settle: `quiet` without another, or at most

@@ -22,13 +22,15 @@ public final class NodeDaemon: Sendable {
     private let logger: Logger
     private let group = Mutex<ServiceGroup?>(nil)
 
-    public init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger) {
+    /// - Parameter serviceManager: systemd's notification socket, from `$NOTIFY_SOCKET` by default.
+    public init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger,
+                serviceManager: ServiceManager = ServiceManager()) {
         self.settings = settings
         self.registry = registry
         self.host = host
         self.dataplanes = dataplanes
         self.logger = logger
-        state = DaemonState(statusFile: settings.statusFile)
+        state = DaemonState(statusFile: settings.statusFile, serviceManager: serviceManager)
     }
 
     /// Runs until SIGTERM or SIGINT (or `shutDown()`); the dataplane stays in place.
@@ -105,6 +107,7 @@ public final class NodeDaemon: Sendable {
         let group = ServiceGroup(services: services, gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger)
         self.group.withLock { $0 = group }
         try await group.run()
+        state.serviceManager.stopping()
         withExtendedLifetime(lock) {}
         logger.notice("stopped; the dataplane stays in place so pods keep talking")
     }

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import WeftCore
-import WeftDaemon
+@testable import WeftDaemon
 import WeftStore
 import WeftTestSupport
 
@@ -128,6 +128,39 @@ struct ComposedDaemonTests {
             let shutdown = try await node.stop()
             #expect(shutdown < .seconds(1), "\(shutdown)")
         }
+    }
+
+    @Test("Started by systemd (Type=notify): READY=1 once the node is ready, its state in STATUS=, STOPPING=1 at the end")
+    func tellsTheServiceManager() async throws {
+        try await onOwnThreads {
+            let files = try TemporaryDirectory()
+            let manager = try NotifySocket(in: files)
+            let node = try ComposedDaemon(serviceManager: ServiceManager(environment: ["NOTIFY_SOCKET": manager.path]))
+            try await node.start()
+            let started = manager.messages(until: "READY=1", seconds: 5)
+            let ready = try #require(started.first { $0.contains("READY=1") }, "\(started)")
+            #expect(ready.contains("STATUS=ready: subnet \(node.ownSubnet), 0 peers, bpf dataplane"), "\(ready)")
+            #expect(started.filter { $0.contains("READY=1") }.count == 1)
+            _ = try await node.stop()
+            let stopped = manager.messages(until: "STOPPING=1", seconds: 5)
+            #expect(stopped.contains { $0.hasPrefix("STOPPING=1\n") }, "\(stopped)")
+        }
+    }
+
+    @Test("What the service manager is told: READY once, STATUS only when it changes")
+    func serviceManagerMessages() {
+        var state = DaemonState.Snapshot()
+        #expect(ServiceManager.status(of: state) == "not ready: subnet.env is not written yet")
+        state.subnetFileWritten = true
+        state.dataplaneProgrammed = true
+        state.subnet = IPv4Prefix("10.244.3.0/24")
+        state.mode = .kernel
+        let ready = "ready: subnet 10.244.3.0/24, 0 peers, kernel dataplane"
+        #expect(ServiceManager.message(for: state, readySent: false, lastStatus: nil) == "READY=1\nSTATUS=\(ready)\n")
+        #expect(ServiceManager.message(for: state, readySent: true, lastStatus: ready) == nil)
+        state.storeProblem = "connection refused"
+        #expect(ServiceManager.message(for: state, readySent: true, lastStatus: ready)
+            == "STATUS=not ready: the lease store cannot be used: connection refused\n")
     }
 
     @Test("A reservation (a lease with no TTL, as Flannel keeps them) is reclaimed and stays one")

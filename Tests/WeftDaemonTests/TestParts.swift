@@ -147,7 +147,7 @@ final class ComposedDaemon: @unchecked Sendable {
 
     static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#
 
-    init(renewMargin: Duration = .seconds(3600)) throws {
+    init(renewMargin: Duration = .seconds(3600), serviceManager: ServiceManager = ServiceManager(environment: [:])) throws {
         files = try TemporaryDirectory()
         store = FailingWrites(try EmbeddedStore(path: files.file("leases.db")))
         registry = SubnetRegistry(store: store, logger: log.logger())
@@ -160,7 +160,8 @@ final class ComposedDaemon: @unchecked Sendable {
         settings.renewMargin = renewMargin
         settings.leaseCheckInterval = .milliseconds(200)
         settings.repairInterval = .seconds(1)
-        daemon = NodeDaemon(settings: settings, registry: registry, host: TestHost(), dataplanes: dataplanes, logger: log.logger())
+        daemon = NodeDaemon(settings: settings, registry: registry, host: TestHost(), dataplanes: dataplanes, logger: log.logger(),
+                            serviceManager: serviceManager)
     }
 
     /// Starts the daemon and waits until it is ready.
@@ -261,5 +262,42 @@ final class BlockedPool: Sendable {
             return holders.count
         }
         for _ in 0..<waiting { gate.signal() }
+    }
+}
+
+/// A service manager's end of `$NOTIFY_SOCKET`: a datagram socket of the test's own that
+/// collects what the daemon sends.
+final class NotifySocket: @unchecked Sendable {
+    let path: String
+    private let descriptor: Int32
+
+    init(in directory: TemporaryDirectory) throws {
+        path = directory.file("notify.sock")
+        descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { bytes in
+            for (index, byte) in path.utf8.enumerated() { bytes[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard descriptor >= 0, bound == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Every datagram that arrives within `seconds`, until one contains `until`.
+    func messages(until: String, seconds: Double) -> [String] {
+        var received: [String] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while Date() < deadline && !received.contains(where: { $0.contains(until) }) {
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 100) > 0 else { continue }
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count > 0 { received.append(String(decoding: buffer.prefix(count), as: UTF8.self)) }
+        }
+        return received
     }
 }
