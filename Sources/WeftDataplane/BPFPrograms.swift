@@ -16,12 +16,20 @@ public struct BPFPrograms: Sendable {
 
     public func objectPath(_ name: String) -> String { "\(directory)/\(name).bpf.o" }
 
-    /// The objects beside this executable's source tree (`bpf/out` of the checkout it was
-    /// built from), `$WEFT_BPF_DIR`, or the installed copy, in that order.
+    /// Where `scripts/install` puts the objects, below its prefix: `<prefix>/lib/weft/bpf`
+    /// beside `<prefix>/bin/weft`.
+    public static let installedSubdirectory = "lib/weft/bpf"
+
+    /// The objects the daemon uses when no `--bpf-dir` says otherwise, the first found of:
+    /// `$WEFT_BPF_DIR`; `bpf/out` of the checkout this executable was built in; the installed
+    /// copy beside it (`<prefix>/lib/weft/bpf` for `<prefix>/bin/weft`); `/usr/local/lib/weft/bpf`.
     public static func locate(executable: String = CommandLine.arguments[0]) -> BPFPrograms {
         if let directory = ProcessInfo.processInfo.environment["WEFT_BPF_DIR"] { return BPFPrograms(directory: directory) }
         if let source = sourceDirectory(near: executable) { return BPFPrograms(directory: "\(source)/out") }
-        return BPFPrograms(directory: "/usr/local/lib/weft/bpf")
+        let prefix = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().deletingLastPathComponent()
+        let installed = prefix.appendingPathComponent(installedSubdirectory).path
+        if FileManager.default.fileExists(atPath: "\(installed)/\(names[0]).bpf.o") { return BPFPrograms(directory: installed) }
+        return BPFPrograms(directory: "/usr/local/\(installedSubdirectory)")
     }
 
     /// The `bpf/` source directory of the checkout that holds `executable`, if any.

@@ -55,6 +55,8 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Where the daemon keeps its state for `weft status`. [default: /run/weft/status.json]")
     var statusFile: String?
     @OptionGroup var logging: LoggingOptions
+    @Flag(help: "Check the command line and the FLANNELD_* variables, print what they set, and exit without starting.")
+    var checkCommandLine = false
 
     /// The boolean flags, which flanneld's command lines may give as `--flag=true`.
     static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules"]
@@ -83,6 +85,16 @@ struct DaemonCommand: AsyncParsableCommand {
             logger.warning("ignoring a flanneld variable weft daemon does not implement", metadata: ["variable": "\(variable)", "advice": "\(advice)"])
         }
         let settings = try resolvedSettings(environment: environment)
+        if checkCommandLine {
+            if store.store == .etcd && store.connection == nil {
+                throw CommandFailure("--store etcd needs --etcd-endpoints (or FLANNELD_ETCD_ENDPOINTS)")
+            }
+            let storeDescription = store.connection.map { "etcd \($0.endpoints.joined(separator: ","))" } ?? "the embedded store \(store.storeFile)"
+            print("weft daemon: the command line is good: store \(storeDescription), interfaces \(settings.interfaces.names + settings.interfaces.regexes), "
+                + "ip-masq \(settings.ipMasquerade), forward rules \(settings.forwardRules), dataplane \(settings.dataplane.rawValue), "
+                + "subnet file \(settings.subnetFile), pins \(settings.pinDirectory), BPF objects \(settings.programs.directory)")
+            return
+        }
         let registry = try store.makeRegistry()
         if store.usesEmbeddedStore {
             logger.notice("lease store: the embedded one, a file shared only by the processes of this machine; for a cluster, point every node at etcd with --etcd-endpoints",
