@@ -253,6 +253,15 @@ public final class BPFDataplane: Dataplane {
             try netlink.deleteLink(index: existing.index)
             link = nil
         }
+        // A node taken over from flanneld (or from Weft's kernel dataplane): its flannel.<VNI>
+        // holds the VXLAN port, so it goes, and weft.<VNI> takes its place with the same MAC
+        // (the lease's). Its routes, neighbours and FDB entries go with it.
+        let kernelDevice = KernelDataplane.vxlanDeviceName(vni: options.vni)
+        if let previous = try netlink.link(named: kernelDevice), previous.vxlan != nil {
+            logger.notice("taking over from a kernel dataplane: replacing its vxlan device", metadata: [
+                "device": "\(kernelDevice)", "by": "\(name)", "vtep-mac": "\(settings.vtepMAC)"])
+            try netlink.deleteLink(index: previous.index)
+        }
         if link == nil {
             try netlink.createVXLAN(name: name, settings: wanted, mtu: mtu, mac: settings.vtepMAC)
             link = try netlink.link(named: name)

@@ -12,9 +12,13 @@ extension DataplaneMode {
     }
 
     /// The VTEP MAC a node advertises before it has read its lease: its vxlan device's
-    /// current one, so a restart changes nothing peers have cached; else a new random one.
+    /// current one, so a restart changes nothing peers have cached; else the other
+    /// dataplane's device's (a node switched from flanneld, or between Weft's dataplanes,
+    /// keeps its MAC); else a new random one.
     public func currentOrNewVTEPMAC(vni: UInt32, _ netlink: NetlinkSocket) -> MACAddress {
-        if let mac = (try? netlink.link(named: vxlanDeviceName(vni: vni)))?.flatMap(\.mac) { return mac }
+        for mode in [self] + DataplaneMode.allCases.filter({ $0 != self }) {
+            if let mac = (try? netlink.link(named: mode.vxlanDeviceName(vni: vni)))?.flatMap(\.mac) { return mac }
+        }
         var generator = SystemRandomNumberGenerator()
         return MACAddress.randomLocal(using: &generator)
     }

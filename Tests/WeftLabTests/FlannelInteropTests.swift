@@ -55,9 +55,7 @@ struct FlannelInteropTests {
     func masqueradeAndForward(dataplane: String) throws {
         let lab = try LabFixture(nodes: 1, dataplane: dataplane, store: "etcd", ipMasq: true)
         let flannel = try FlannelNode(beside: lab, flags: ["--ip-masq"])
-        let flannelSubnet = (try? String(contentsOfFile: flannel.subnetFile, encoding: .utf8))?.split(separator: "\n")
-            .first { $0.hasPrefix("FLANNEL_SUBNET=") }.map { String($0.dropFirst("FLANNEL_SUBNET=".count)) } ?? "?"
-        let flannelNetwork = flannelSubnet.replacingOccurrences(of: ".1/24", with: ".0/24")
+        let flannelNetwork = flannel.subnet ?? "?"
         let weftSubnet = try lab.node("n1")["subnet"] as? String ?? "?"
         #expect(try waitUntil(seconds: 10) { try Command.must(["ip", "netns", "exec", flannel.node, "iptables-save"]).contains("FLANNEL-POSTRTG") })
         let theirs = flannelChains(try Command.must(["ip", "netns", "exec", flannel.node, "iptables-save"]), subnet: flannelNetwork)
@@ -72,5 +70,69 @@ struct FlannelInteropTests {
         #expect(there.succeeded, "Weft pod -> flannel pod: \(there.stdout)\(there.stderr)")
         let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "2", "-W", "2", weftPod])
         #expect(back.succeeded, "flannel pod -> Weft pod: \(back.stdout)\(back.stderr)")
+    }
+
+    /// The longest time without a reply in `ping -D` output, with the times of the replies around it.
+    static func longestSilence(_ output: String) -> (seconds: Double, after: Double) {
+        let times = output.split(separator: "\n").compactMap { line -> Double? in
+            guard line.hasPrefix("["), line.contains("bytes from"), let end = line.firstIndex(of: "]") else { return nil }
+            return Double(line[line.index(after: line.startIndex)..<end])
+        }
+        var longest = (seconds: 0.0, after: 0.0)
+        for (earlier, later) in zip(times, times.dropFirst()) where later - earlier > longest.seconds {
+            longest = (later - earlier, earlier)
+        }
+        return longest
+    }
+
+    @Test("Takeover in place: flanneld -> weft daemon (same flags) -> flanneld on a node with a pod under a 100 Hz ping: same subnet and VTEP MAC, under 1 s without replies at each switch")
+    func takeover() throws {
+        let lab = try LabFixture(nodes: 1, dataplane: "bpf", store: "etcd")
+        let flannel = try FlannelNode(beside: lab)
+        let subnet = try #require(flannel.subnet)
+        func vtepMAC() throws -> String {
+            let leases = try lab.weft(["lab", "exec", "n1", "--", "weft", "leases", "list", "--json", "--etcd-endpoints", "http://198.18.0.254:2379"]).stdout
+            let entries = try JSONSerialization.jsonObject(with: Data(leases.utf8)) as? [[String: Any]] ?? []
+            return entries.first { $0["subnet"] as? String == subnet }?["vtepMAC"] as? String ?? "none"
+        }
+        let mac = try vtepMAC()
+        let podIP = flannel.podIP
+        let pinger = try ChildProcess(["ip", "netns", "exec", "weft-\(lab.name)-n1-p1", "ping", "-D", "-i", "0.01", "-W", "1", podIP],
+                                      output: .pipe, error: .pipe)
+        usleep(1_000_000)
+
+        // flanneld -> Weft: the same command line, and where Weft keeps its own state.
+        flannel.stopFlanneld()
+        let weftState = try TemporaryDirectory()
+        let weftLog = weftState.file("daemon.log")
+        let weft = try flannel.namespaces.start(flannel.node, [WeftProcess.binary, "daemon"] + flannel.flags
+            + ["--pin-dir", weftState.file("bpf"), "--status-file", weftState.file("status.json")], output: .file(weftLog))
+        let weftReady = try waitUntil(seconds: 15) {
+            (try? String(contentsOfFile: weftState.file("status.json"), encoding: .utf8))?.contains(#""ready":true"#) == true
+        }
+        let log = (try? String(contentsOfFile: weftLog, encoding: .utf8)) ?? ""
+        #expect(weftReady, "\(log.suffix(2000))")
+        #expect(flannel.subnet == subnet, "the same subnet")
+        #expect(try vtepMAC() == mac, "the same VTEP MAC")
+        usleep(1_500_000)
+
+        // Weft -> flanneld: Weft's device makes way for the one flanneld adopts.
+        weft.signal(SIGTERM)
+        _ = weft.wait()
+        let down = try flannel.namespaces.exec(flannel.node, [WeftProcess.binary, "dataplane", "down", "--pin-dir", weftState.file("bpf"),
+                                                              "--for-flanneld", "--iface", "eth0"])
+        #expect(down.succeeded, "\(down.stderr)")
+        try flannel.restartFlanneld()
+        #expect(try waitUntil(seconds: 15) { flannel.log.contains("Running backend") || flannel.log.contains("Waiting for") })
+        usleep(2_000_000)
+        #expect(flannel.subnet == subnet)
+        #expect(try vtepMAC() == mac)
+
+        pinger.signal(SIGINT)
+        let output = String(decoding: pinger.collect().output, as: UTF8.self)
+        let silence = Self.longestSilence(output)
+        print("takeover flanneld -> Weft -> flanneld: longest time without a reply \(silence.seconds) s")
+        #expect(silence.seconds < 1, "\(silence.seconds) s without replies after \(silence.after); Weft's log:\n\(log.suffix(2500))\nflanneld's:\n\(flannel.log.suffix(1500))")
+        #expect(output.split(separator: "\n").filter { $0.contains("bytes from") }.count > 300, "the ping ran throughout")
     }
 }

@@ -31,8 +31,11 @@ final class FlannelNode {
     let node: String
     let pod: String
     let address: String
-    private let daemon: ChildProcess
+    private var daemon: ChildProcess
     private(set) var podIP = ""
+    private let flanneld: String
+    /// flanneld's command line, which a takeover gives `weft daemon` unchanged.
+    let flags: [String]
 
     var subnetFile: String { files.file("subnet.env") }
     var log: String { (try? String(contentsOfFile: files.file("flanneld.log"), encoding: .utf8)) ?? "" }
@@ -46,9 +49,9 @@ final class FlannelNode {
         pod = try namespaces.add("flannel-pod")
         let underlay = "weft-\(lab.name)-underlay"
         try namespaces.topology.plug(.init(node, "eth0", "\(address)/24"), into: underlay, as: "\(namespaces.tag)f")
-        let log = files.file("flanneld.log")
-        daemon = try ChildProcess(["ip", "netns", "exec", node, flannel.flanneld, "--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0",
-                                   "--subnet-file=\(files.file("subnet.env"))"] + flags, output: .file(log), error: .file(log))
+        flanneld = flannel.flanneld
+        self.flags = ["--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0", "--subnet-file=\(files.file("subnet.env"))"] + flags
+        daemon = try Self.startFlanneld(flanneld, in: node, flags: self.flags, log: files.file("flanneld.log"))
         guard try waitUntil(seconds: 30, { FileManager.default.fileExists(atPath: self.files.file("subnet.env")) }) else {
             daemon.kill()
             throw Command.Failure(arguments: ["flanneld"], result: Command.Result(status: -1, stdout: "", stderr: String(self.log.suffix(3000))))
@@ -63,6 +66,28 @@ final class FlannelNode {
             throw Command.Failure(arguments: ["flannel CNI ADD"], result: add)
         }
         podIP = String(cidr.prefix { $0 != "/" })
+    }
+
+    private static func startFlanneld(_ flanneld: String, in node: String, flags: [String], log: String) throws -> ChildProcess {
+        try ChildProcess(["ip", "netns", "exec", node, flanneld] + flags, output: .file(log), error: .file(log))
+    }
+
+    /// Ends flanneld at once (it often panics on SIGTERM anyway), leaving what it programmed.
+    func stopFlanneld() {
+        daemon.kill()
+    }
+
+    /// Starts flanneld again with the same command line.
+    func restartFlanneld() throws {
+        daemon.kill()
+        daemon = try Self.startFlanneld(flanneld, in: node, flags: flags, log: files.file("flanneld.log"))
+    }
+
+    /// `FLANNEL_SUBNET` of subnet.env as the subnet (10.244.7.0/24).
+    var subnet: String? {
+        (try? String(contentsOfFile: subnetFile, encoding: .utf8))?.split(separator: "\n")
+            .first { $0.hasPrefix("FLANNEL_SUBNET=") }
+            .map { String($0.dropFirst("FLANNEL_SUBNET=".count)).replacingOccurrences(of: ".1/", with: ".0/") }
     }
 
     /// `FLANNEL_MTU` from flanneld's subnet.env.

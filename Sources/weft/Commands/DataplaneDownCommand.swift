@@ -14,12 +14,21 @@ extension DataplaneCommand {
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
         @Option(help: "The network config, to find the kernel dataplane's device and routes.") var netConfigPath: String?
         @Option(help: "The underlay interface the kernel dataplane's routes use.") var iface: String?
+        @Flag(help: "Hand the node back to flanneld: leave Flannel's flannel.<VNI> in place of weft.<VNI>, with the same MAC and address, on --iface; flanneld started next adopts it, and peers see no change.")
+        var forFlanneld = false
         @OptionGroup var logging: LoggingOptions
 
         func run() throws {
             logging.bootstrap()
             let logger = Logger(label: "weft.dataplane")
-            try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+            if forFlanneld {
+                guard let iface else { throw CommandFailure("--for-flanneld needs --iface: the interface flanneld will use") }
+                _ = try FlanneldHandover.leaveFlannelDevice(underlayInterface: iface, logger: logger) {
+                    try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+                }
+            } else {
+                try BPFDataplane.tearDown(pinDirectory: pinDir, logger: logger)
+            }
             for removed in try NetfilterRules.removeAll() {
                 logger.notice("removed \(removed)")
             }
