@@ -51,6 +51,15 @@ static __always_inline int route_direct(struct __sk_buff *skb, struct iphdr *ip,
 	return bpf_redirect_neigh(weft_underlay_ifindex, &nexthop, sizeof(nexthop), 0);
 }
 
+/* A pod sends from its own address, on its own veth: the endpoint registered for the source
+ * is the one whose veth the packet came in on. Anything else is a spoofed source. */
+static __always_inline int sent_by_its_pod(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct weft_endpoint *sender = lookup_endpoint(ip->saddr);
+
+	return sender && sender->ifindex == skb->ingress_ifindex;
+}
+
 SEC("tc")
 int from_pod(struct __sk_buff *skb)
 {
@@ -66,6 +75,10 @@ int from_pod(struct __sk_buff *skb)
 	ip = parse_ipv4(&cursor);
 	if (!ip)
 		goto pass;
+	if (weft_check_pod_source && !sent_by_its_pod(skb, ip)) {
+		count(skb, WEFT_CTR_DROP_POD_SPOOFED);
+		return TC_ACT_SHOT;
+	}
 	/* TTL expiring here: let the kernel send ICMP time exceeded. */
 	if (ip->ttl <= 1)
 		goto pass;

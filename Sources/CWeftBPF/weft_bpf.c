@@ -194,15 +194,20 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_DROP_MALFORMED: return "dropped_malformed";
 	case WEFT_CTR_ENCAPSULATED_FROM_STACK: return "encapsulated_from_stack";
 	case WEFT_CTR_DROP_NO_PEER: return "dropped_no_peer";
+	case WEFT_CTR_DROP_POD_SPOOFED: return "dropped_pod_spoofed_source";
 	case WEFT_CTR_COUNT: break;
 	}
 	return NULL;
 }
 
-int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval)
+int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,
+		       __u32 ingress_ifindex)
 {
+	/* The interface the packet came in on, as skb->ingress_ifindex shows it. */
+	struct __sk_buff context = { .ingress_ifindex = ingress_ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = size,
-		    .data_out = out, .data_size_out = *out_size, .repeat = 1);
+		    .data_out = out, .data_size_out = *out_size, .repeat = 1,
+		    .ctx_in = &context, .ctx_size_in = sizeof(context));
 	int err = bpf_prog_test_run_opts(program_fd, &opts);
 
 	if (err)

@@ -8,15 +8,32 @@ public enum BPFFilesystem {
         weft_is_bpffs(path) == 1
     }
 
-    /// Creates `path` and mounts a bpffs there unless one already is.
+    /// Creates `path` and mounts a bpffs there (mode 0700: the pins are the dataplane's
+    /// controls) unless one already is.
     public static func ensureMounted(at path: String) throws(SystemCallError) {
         if isMounted(at: path) { return }
         do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
         } catch {
             throw SystemCallError("create the pin directory", path, errno: EACCES)
         }
-        guard mount("bpf", path, "bpf", 0, nil) == 0 else { throw SystemCallError("mount a bpffs at", path, errno: errno) }
+        guard mount("bpf", path, "bpf", 0, "mode=0700") == 0 else { throw SystemCallError("mount a bpffs at", path, errno: errno) }
+    }
+
+    /// Makes `path` this user's alone (mode 0700), as a pin directory must be: whoever can
+    /// write it can replace the dataplane's maps. Returns why it cannot be made so (another
+    /// user owns it), or nil once it is.
+    public static func restrictToOwner(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        if info.st_uid != 0 && info.st_uid != geteuid() {
+            return "it belongs to user \(info.st_uid), who could replace the dataplane's maps; use a directory of root's own"
+        }
+        if info.st_mode & 0o077 != 0 && chmod(path, 0o700) != 0 {
+            return "its mode \(String(info.st_mode & 0o7777, radix: 8)) lets other users in, and chmod failed: \(String(cString: strerror(errno)))"
+        }
+        return nil
     }
 
     /// Detaches the bpffs at `path`, if one is mounted there; the pins in it go once nothing

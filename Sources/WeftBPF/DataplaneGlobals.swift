@@ -11,15 +11,18 @@ public struct DataplaneGlobals: Sendable, Equatable {
     public var underlayInterfaceIndex: UInt32
     /// The largest IPv4 packet sent into the tunnel; larger ones go to the kernel.
     public var tunnelMTU: UInt32
+    /// Drop what a pod sends from any address but its own.
+    public var checkPodSource: Bool
 
     public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
-                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32) {
+                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
         self.vxlanPort = vxlanPort
         self.underlayInterfaceIndex = underlayInterfaceIndex
         self.tunnelMTU = tunnelMTU
+        self.checkPodSource = checkPodSource
     }
 
     public func apply(to object: BPFObject) throws(SystemCallError) {
@@ -29,5 +32,6 @@ public struct DataplaneGlobals: Sendable, Equatable {
         try object.setGlobal("weft_vxlan_port", vxlanPort)
         try object.setGlobal("weft_underlay_ifindex", underlayInterfaceIndex)
         try object.setGlobal("weft_tunnel_mtu", tunnelMTU)
+        try object.setGlobal("weft_check_pod_source", UInt8(checkPodSource ? 1 : 0))
     }
 }

@@ -81,10 +81,12 @@ public struct LinuxHost: NodeHost {
 public struct SystemDataplanes: DataplaneFactory {
     public let programs: BPFPrograms
     public let pinDirectory: String
+    public let checkPodSource: Bool
 
-    public init(programs: BPFPrograms, pinDirectory: String) {
+    public init(programs: BPFPrograms, pinDirectory: String, checkPodSource: Bool = true) {
         self.programs = programs
         self.pinDirectory = pinDirectory
+        self.checkPodSource = checkPodSource
     }
 
     public func select(_ choice: DataplaneChoice) throws -> DataplaneSelection {
@@ -101,7 +103,7 @@ public struct SystemDataplanes: DataplaneFactory {
 
     public func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane {
         switch mode {
-        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger)
+        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger, checkPodSource: checkPodSource)
         case .kernel: try KernelDataplane(settings: node, logger: logger)
         }
     }

@@ -16,7 +16,11 @@ public final class BPFDataplane: Dataplane {
     private let netlink: NetlinkSocket
     private let logger: Logger
 
-    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger) throws {
+    /// Whether from_pod drops what a pod sends from an address not its own (on by default).
+    public let checkPodSource: Bool
+
+    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, checkPodSource: Bool = true) throws {
+        self.checkPodSource = checkPodSource
         self.settings = settings
         self.pinDirectory = pinDirectory
         self.programs = programs
@@ -29,6 +33,9 @@ public final class BPFDataplane: Dataplane {
     public func setUp() throws {
         let underlay = try requireLink(settings.underlayInterface)
         try BPFFilesystem.ensureMounted(at: pinDirectory)
+        if let problem = BPFFilesystem.restrictToOwner(pinDirectory) {
+            throw DataplaneError("pin directory \(pinDirectory): \(problem)")
+        }
         let tunnelMTU = settings.podMTU(underlayMTU: underlay.mtu)
         var vxlan: NetworkLink?
         if let options = settings.vxlanOptions {
@@ -37,7 +44,8 @@ public final class BPFDataplane: Dataplane {
         let globals = DataplaneGlobals(vni: settings.vxlanOptions?.vni ?? 0, vtepMAC: settings.vtepMAC,
                                        vxlanInterfaceIndex: UInt32(vxlan?.index ?? 0),
                                        vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
-                                       underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU)
+                                       underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU,
+                                       checkPodSource: checkPodSource)
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []
         for name in BPFPrograms.names {

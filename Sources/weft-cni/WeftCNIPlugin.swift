@@ -20,9 +20,9 @@ struct WeftCNIPlugin {
             print(#"{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}"#)
             exit(0)
         }
-        let input = FileHandle.standardInput.readDataToEndOfFile()
         var version = "1.0.0"
         do {
+            let input = try readConfig()
             let config = try CNIConfig.parse(input)
             version = config.cniVersion
             let plugin = try Invocation(environment: environment, config: config, input: input)
@@ -41,6 +41,25 @@ struct WeftCNIPlugin {
         }
         exit(1)
     }
+
+    /// Standard input, up to `CNIEnvironment.maximumConfigBytes`: a runtime never sends more,
+    /// and a plugin that reads without a bound can be made to take any amount of memory.
+    static func readConfig() throws(CNIError) -> Data {
+        let limit = CNIEnvironment.maximumConfigBytes
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = read(STDIN_FILENO, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            data.append(contentsOf: buffer.prefix(count))
+            if data.count > limit {
+                throw CNIError(CNIError.invalidConfig, "the network config on stdin is larger than \(limit / 1024) KiB",
+                               details: "no real network config is this big; check what the runtime passes")
+            }
+        }
+        return data
+    }
 }
 
 /// One call of the plugin: its environment, its config, and the files it keeps.
@@ -55,15 +74,20 @@ struct Invocation {
         self.environment = environment
         self.config = config
         self.input = input
-        guard let id = environment["CNI_CONTAINERID"], !id.isEmpty, !id.contains("/") else {
-            throw CNIError(CNIError.invalidEnvironment, "CNI_CONTAINERID is missing or not a plain identifier")
+        containerID = try CNIEnvironment.containerID(environment["CNI_CONTAINERID"])
+        interfaceName = try CNIEnvironment.interfaceName(environment["CNI_IFNAME"])
+        guard let delegateFile = CNIEnvironment.file(in: config.dataDirectory, container: containerID),
+              let endpointFile = CNIEnvironment.file(in: config.dataDirectory, container: containerID, suffix: ".weft-endpoint") else {
+            throw CNIError(CNIError.invalidEnvironment, "CNI_CONTAINERID does not name a file in \(config.dataDirectory)")
         }
-        containerID = id
-        interfaceName = environment["CNI_IFNAME"] ?? "eth0"
+        self.delegateFile = delegateFile
+        self.endpointFile = endpointFile
     }
 
-    var delegateFile: String { "\(config.dataDirectory)/\(containerID)" }
-    var endpointFile: String { "\(config.dataDirectory)/\(containerID).weft-endpoint" }
+    /// The rendered delegate config and the registered pod address, kept for DEL: always
+    /// inside the data directory (the container ID is checked first).
+    let delegateFile: String
+    let endpointFile: String
 
     func add() throws -> Data {
         guard let text = try? String(contentsOfFile: config.subnetFile, encoding: .utf8) else {
@@ -141,7 +165,8 @@ struct Invocation {
 
     /// Runs the delegate plugin found in CNI_PATH with our environment; its stdout is the result.
     func runDelegate(_ delegate: [String: JSONValue], command: String) throws -> Data {
-        guard case .string(let type)? = delegate["type"] else { throw CNIError(CNIError.invalidConfig, "delegate.type must be a string") }
+        guard case .string(let name)? = delegate["type"] else { throw CNIError(CNIError.invalidConfig, "delegate.type must be a string") }
+        let type = try CNIEnvironment.pluginName(name)
         let searchPath = environment["CNI_PATH"] ?? ""
         guard let binary = searchPath.split(separator: ":").map({ "\($0)/\(type)" }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw CNIError(CNIError.invalidConfig, "delegate plugin \(type) not found in CNI_PATH",

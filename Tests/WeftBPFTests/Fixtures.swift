@@ -39,8 +39,9 @@ struct LoadedProgram {
         counters = CounterMap(descriptor: try object.mapDescriptor(CounterMap.name))
     }
 
-    func run(_ packet: [UInt8]) throws -> ProgramTestRun.Outcome {
-        try ProgramTestRun.run(programDescriptor: try object.programDescriptor(name), name: name, packet: packet)
+    /// - Parameter ingressInterface: the interface the packet arrives on.
+    func run(_ packet: [UInt8], ingressInterface: UInt32 = 0) throws -> ProgramTestRun.Outcome {
+        try ProgramTestRun.run(programDescriptor: try object.programDescriptor(name), name: name, packet: packet, ingressInterface: ingressInterface)
     }
 
     func packets(_ counter: DataplaneCounter) throws -> UInt64 {

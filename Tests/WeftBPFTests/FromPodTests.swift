@@ -11,12 +11,27 @@ struct FromPodTests {
         pins = try PinDirectory()
     }
     let peerVTEP = MACAddress("a6:12:34:56:78:9a")!
+    /// The sending pod: 10.244.1.2 (`Frame`'s default source) behind veth 7.
+    static let senderVeth: UInt32 = 7
 
-    func program() throws -> LoadedProgram {
-        let program = try LoadedProgram("from_pod", pins: pins)
+    /// from_pod with two peers and the sending pod registered; its packets arrive on the pod's veth.
+    struct Program {
+        let loaded: LoadedProgram
+        var peers: PeerMap { loaded.peers }
+        var endpoints: EndpointMap { loaded.endpoints }
+        func run(_ packet: [UInt8], ingressInterface: UInt32 = FromPodTests.senderVeth) throws -> ProgramTestRun.Outcome {
+            try loaded.run(packet, ingressInterface: ingressInterface)
+        }
+        func packets(_ counter: DataplaneCounter) throws -> UInt64 { try loaded.packets(counter) }
+    }
+
+    func program(globals: DataplaneGlobals = LoadedProgram.globals) throws -> Program {
+        let program = try LoadedProgram("from_pod", pins: pins, globals: globals)
+        try program.endpoints.set(IPv4Address("10.244.1.2")!, LocalEndpoint(hostInterfaceIndex: Self.senderVeth,
+                                                                             podMAC: MACAddress("02:00:00:00:00:aa")!, hostMAC: MACAddress("02:00:00:00:00:fe")!))
         try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: peerVTEP, mode: .vxlan))
         try program.peers.set(IPv4Prefix("10.244.3.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.3")!, vtepMAC: peerVTEP, mode: .direct))
-        return program
+        return Program(loaded: program)
     }
 
     @Test func aPacketToAVXLANPeerIsEncapsulatedWithFlannelsInnerHeaders() throws {
@@ -80,5 +95,34 @@ struct FromPodTests {
         try program.peers.set(IPv4Prefix("10.244.2.128/25")!, PeerRoute(underlayIP: IPv4Address("198.18.0.9")!, vtepMAC: otherVTEP, mode: .vxlan))
         #expect(try program.run(Frame(destination: IPv4Address("10.244.2.200")!).bytes).packet.destinationMAC == otherVTEP)
         #expect(try program.run(Frame(destination: IPv4Address("10.244.2.100")!).bytes).packet.destinationMAC == peerVTEP)
+    }
+
+    @Test("A pod sends from its own address on its own veth only: five foreign sources are dropped and counted")
+    func spoofedPodSourcesAreDropped() throws {
+        let program = try program()
+        try program.endpoints.set(IPv4Address("10.244.1.9")!, LocalEndpoint(hostInterfaceIndex: 9, podMAC: MACAddress("02:00:00:00:00:09")!,
+                                                                             hostMAC: MACAddress("02:00:00:00:00:fe")!))
+        // The gateway, the network address, another pod (on another veth), another node's pod, the internet.
+        for source in ["10.244.1.1", "10.244.1.0", "10.244.1.9", "10.244.2.3", "192.0.2.9"] {
+            var frame = Frame()
+            frame.source = IPv4Address(source)!
+            #expect(try program.run(frame.bytes).action == TCAction.shot, "\(source)")
+        }
+        // The pod's own address, but on another pod's veth.
+        #expect(try program.run(Frame().bytes, ingressInterface: 9).action == TCAction.shot)
+        #expect(try program.packets(.droppedPodSpoofedSource) == 6)
+        #expect(try program.run(Frame().bytes).action == TCAction.redirect, "its own address on its own veth passes")
+        #expect(try program.packets(.encapsulated) == 1)
+    }
+
+    @Test("With the check off (--no-pod-source-check) a foreign source passes")
+    func sourceCheckCanBeTurnedOff() throws {
+        var globals = LoadedProgram.globals
+        globals.checkPodSource = false
+        let program = try program(globals: globals)
+        var frame = Frame()
+        frame.source = IPv4Address("10.244.1.77")!
+        #expect(try program.run(frame.bytes).action == TCAction.redirect)
+        #expect(try program.packets(.droppedPodSpoofedSource) == 0)
     }
 }

@@ -23,9 +23,10 @@ struct MapsCommandTests {
         let program = try LoadedProgram("from_pod", pins: pins)
         try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: MACAddress("a6:00:00:00:00:02")!, mode: .vxlan))
         try program.peers.set(IPv4Prefix("10.244.3.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.3")!, vtepMAC: MACAddress("a6:00:00:00:00:03")!, mode: .direct))
-        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 7, podMAC: MACAddress("0a:58:0a:f4:01:05")!, hostMAC: MACAddress("ee:ee:ee:ee:ee:05")!))
-        _ = try program.run(Frame().bytes)
-        _ = try program.run(Frame(ttl: 1).bytes)
+        // The sending pod (Frame's source), behind veth 7, where its packets arrive.
+        try program.endpoints.set(IPv4Address("10.244.1.2")!, LocalEndpoint(hostInterfaceIndex: 7, podMAC: MACAddress("0a:58:0a:f4:01:05")!, hostMAC: MACAddress("ee:ee:ee:ee:ee:05")!))
+        _ = try program.run(Frame().bytes, ingressInterface: 7)
+        _ = try program.run(Frame(ttl: 1).bytes, ingressInterface: 7)
 
         let peers = try json(["maps", "peers", "--pin-dir", pins.path, "--json"]) as? [[String: String]]
         #expect(peers == [
@@ -34,7 +35,7 @@ struct MapsCommandTests {
         ])
         let endpoints = try json(["maps", "endpoints", "--pin-dir", pins.path, "--json"]) as? [[String: Any]]
         #expect(endpoints?.count == 1)
-        #expect(endpoints?.first?["ip"] as? String == "10.244.1.5")
+        #expect(endpoints?.first?["ip"] as? String == "10.244.1.2")
         #expect(endpoints?.first?["ifindex"] as? Int == 7)
         let counters = try json(["maps", "counters", "--pin-dir", pins.path, "--json"]) as? [String: [String: Int]]
         #expect(counters?["encapsulated"]?["packets"] == 1)

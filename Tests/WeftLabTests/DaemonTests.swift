@@ -76,6 +76,20 @@ struct DaemonTests {
         #expect(n1["health"] as? String == "ready", "the daemon keeps running: \(n1)")
     }
 
+    @Test("File modes after start: pins 0700, the lease database 0600, subnet.env and the status file 0644")
+    func fileModes() throws {
+        let lab = try LabFixture(nodes: 1)
+        // The permission bits (a bpffs root always carries the sticky bit besides).
+        func mode(_ path: String) -> String {
+            let value = (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+            return String(value & 0o777, radix: 8)
+        }
+        #expect(mode("\(lab.directory)/n1/bpf") == "700")
+        #expect(mode("\(lab.directory)/leases.db") == "600")
+        #expect(mode("\(lab.directory)/n1/subnet.env") == "644")
+        #expect(mode("\(lab.directory)/n1/status.json") == "644")
+    }
+
     @Test("/healthz, /readyz and /metrics answer in the node")
     func health() throws {
         let lab = try LabFixture(nodes: 2)

@@ -44,6 +44,18 @@ import WeftCore
         }
     }
 
+    @Test("The database and its side files are this user's alone (0600): they hold the whole cluster's leases")
+    func filesArePrivate() async throws {
+        let store = try open()
+        _ = try await store.createIfAbsent("/k/a", value: bytes("1"), lease: 0)
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: directory.file("leases.db") + suffix) {
+            let mode = try FileManager.default.attributesOfItem(atPath: directory.file("leases.db") + suffix)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "leases.db\(suffix): \(String(mode ?? 0, radix: 8))")
+        }
+        #expect(FileManager.default.fileExists(atPath: directory.file("leases.db-wal")), "the store runs in WAL mode")
+        withExtendedLifetime(store) {}
+    }
+
     @Test func createIfAbsentWritesOnceAndRevisionsGrow() async throws {
         let store = try open()
         let first = try #require(try await store.createIfAbsent("/k/a", value: bytes("1"), lease: 0))

@@ -36,7 +36,8 @@ int weft_pin_program_maps(__u32 program_id, const char *pin_root);
 const char *weft_counter_name(__u32 counter);
 
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
-int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval);
+int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,
+		       __u32 ingress_ifindex);
 
 /* 1 if path lies on a bpffs, 0 if not, a negative errno if it cannot be examined. */
 int weft_is_bpffs(const char *path);

@@ -1,4 +1,5 @@
 import CSQLite
+import Glibc
 import Foundation
 
 /// A failed SQLite call: which operation, on which database file, and SQLite's words.
@@ -33,6 +34,10 @@ final class SQLiteDatabase {
 
     init(path: String) throws(SQLiteError) {
         self.path = path
+        // The database holds the whole cluster's leases: this user's alone. SQLite gives its
+        // -wal and -shm files the database file's mode, so creating it 0600 covers them too.
+        let created = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if created >= 0 { close(created) }
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &handle, flags, nil)
         guard code == SQLITE_OK else {
