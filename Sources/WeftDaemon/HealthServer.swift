@@ -1,78 +1,96 @@
-import Foundation
-import Glibc
 import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 
-/// `/healthz`, `/readyz` and `/metrics` over plain HTTP/1.1, one short request per
-/// connection, served from a thread of its own so a slow scraper never blocks the daemon.
-public final class HealthServer: Service, @unchecked Sendable {
+/// `/healthz`, `/readyz` and `/metrics` over HTTP/1.1 (SwiftNIO), on an event loop of its
+/// own so neither the daemon nor a crowd of clients can stall the other: any number of
+/// connections at once, each closed after `idleTimeout` without a complete request, and after
+/// its response. IPv4 or IPv6, on the address `--healthz-ip` names (flanneld's meaning).
+public final class HealthServer: Service, Sendable {
     public typealias Responder = @Sendable (_ path: String) -> (status: Int, contentType: String, body: String)
 
-    private let descriptor: Int32
-    private let responder: Responder
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
     private let logger: Logger
     public let port: Int
 
     /// Binds at once, so a port already in use fails the daemon's start, not later.
-    public init(address: String, port: Int, logger: Logger, responder: @escaping Responder) throws {
-        self.responder = responder
+    public init(address: String, port: Int, logger: Logger, idleTimeout: TimeAmount = .seconds(5),
+                responder: @escaping Responder) throws {
         self.logger = logger
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw DaemonError("cannot open the health socket: \(String(cString: strerror(errno)))") }
-        var yes: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var socketAddress = sockaddr_in()
-        socketAddress.sin_family = sa_family_t(AF_INET)
-        socketAddress.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, address, &socketAddress.sin_addr) == 1 else {
-            close(descriptor)
-            throw DaemonError("--healthz-ip \(address): not an IPv4 address")
+        guard (try? SocketAddress(ipAddress: address, port: 0)) != nil else {
+            throw DaemonError("--healthz-ip \(address): not an IPv4 or IPv6 address")
         }
-        let bound = withUnsafePointer(to: &socketAddress) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(HealthRequestHandler(responder: responder))
+                }
+            }
+        do {
+            channel = try bootstrap.bind(host: address, port: port).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw DaemonError("cannot serve health checks on \(address):\(port): \(error); choose another --healthz-port")
         }
-        guard bound == 0, listen(descriptor, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(descriptor)
-            throw DaemonError("cannot serve health checks on \(address):\(port): \(reason); choose another --healthz-port")
-        }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        self.descriptor = descriptor
-        self.port = Int(UInt16(bigEndian: actual.sin_port))
+        self.group = group
+        self.port = channel.localAddress?.port ?? port
     }
-
-    deinit { close(descriptor) }
 
     public func run() async throws {
-        let thread = Thread { [self] in serve() }
-        thread.start()
         await untilShutdown()
-        shutdown(descriptor, Int32(SHUT_RDWR))
+        try? await channel.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+/// One connection: answers each GET with the responder's page, then closes; an idle
+/// connection is closed.
+private final class HealthRequestHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let responder: HealthServer.Responder
+    private var request: HTTPRequestHead?
+
+    init(responder: @escaping HealthServer.Responder) {
+        self.responder = responder
     }
 
-    private func serve() {
-        while true {
-            let client = accept(descriptor, nil, nil)
-            if client < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let count = recv(client, &buffer, buffer.count, 0)
-            let request = count > 0 ? String(decoding: buffer[0..<count], as: UTF8.self) : ""
-            let parts = request.split(separator: " ", maxSplits: 2)
-            let path = parts.count >= 2 && parts[0] == "GET" ? String(parts[1]) : ""
-            let (status, contentType, body) = path.isEmpty ? (405, "text/plain", "only GET\n") : responder(path)
-            let reason = [200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"][status] ?? "OK"
-            let response = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-            _ = response.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            close(client)
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            request = head
+        case .body:
+            break
+        case .end:
+            guard let request else { return }
+            self.request = nil
+            let (status, contentType, body) = request.method == .GET ? responder(String(request.uri.prefix { $0 != "?" }))
+                : (405, "text/plain", "only GET\n")
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: contentType)
+            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            headers.add(name: "Connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
         }
     }
 }
