@@ -29,7 +29,7 @@ int from_overlay(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 	outer_source = bpf_htonl(key.remote_ipv4);
-	if (!lookup_tunnel(outer_source)) {
+	if (!peer_at(outer_source, WEFT_MODE_VXLAN)) {
 		count(skb, WEFT_CTR_DROP_UNKNOWN_PEER);
 		return TC_ACT_SHOT;
 	}

@@ -51,7 +51,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	if (!ip || ip->protocol == IPPROTO_TCP || ip->ttl <= 1)
 		return TC_ACT_OK;
 	/* The same checks as from_overlay: a known peer, sending from its own subnet. */
-	if (!lookup_tunnel(outer->saddr) || !peer_owns_source(outer->saddr, ip->saddr))
+	if (!peer_at(outer->saddr, WEFT_MODE_VXLAN) || !peer_owns_source(outer->saddr, ip->saddr))
 		return TC_ACT_OK;
 	endpoint = lookup_endpoint(ip->daddr);
 	if (!endpoint)
@@ -71,6 +71,24 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 		return TC_ACT_SHOT;
 	}
 	return deliver_local(skb, eth, ip, endpoint);
+}
+
+/* Unencapsulated traffic to the cluster network is routed pod traffic only where the cluster
+ * routes it so: from a direct peer (host-gw, DirectRouting), for one of its pods or its host.
+ * Anything else on the underlay that claims the cluster network, a spoofed peer pod
+ * among it, is no peer's, and the kernel would forward it into our pods or the tunnel. */
+static __always_inline int sent_by_direct_peer(struct iphdr *ip)
+{
+	struct weft_peer *sender = lookup_peer(ip->saddr);
+
+	if (sender)
+		return sender->mode == WEFT_MODE_DIRECT;
+	return peer_at(ip->saddr, WEFT_MODE_DIRECT) != NULL;
+}
+
+static __always_inline int in_cluster(__u32 addr)
+{
+	return weft_cluster_mask && (addr & weft_cluster_mask) == weft_cluster_network;
 }
 
 SEC("tc")
@@ -93,10 +111,17 @@ int from_underlay(struct __sk_buff *skb)
 		if (udp && udp->dest == bpf_htons(weft_vxlan_port))
 			return receive_vxlan(skb, &payload, ip, udp);
 	}
+	/* The host's own traffic (NodePorts before DNAT among it) is not ours. */
+	if (!in_cluster(ip->daddr))
+		return TC_ACT_OK;
+	if (!sent_by_direct_peer(ip)) {
+		count(skb, WEFT_CTR_DROP_UNDERLAY_UNTRUSTED);
+		return TC_ACT_SHOT;
+	}
 	if (ip->ttl <= 1)
 		return TC_ACT_OK;
 	endpoint = lookup_endpoint(ip->daddr);
-	/* Only pod-to-pod traffic from a peer subnet; the host's own traffic is not ours. */
+	/* Pod-to-pod traffic from a direct peer goes straight in; its host's, to the kernel. */
 	if (!endpoint || !lookup_peer(ip->saddr))
 		return TC_ACT_OK;
 	return deliver_local(skb, eth, ip, endpoint);

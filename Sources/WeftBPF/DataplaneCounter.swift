@@ -22,6 +22,7 @@ public struct DataplaneCounter: Hashable, Sendable, CaseIterable, CustomStringCo
     public static let encapsulatedFromStack = DataplaneCounter(WEFT_CTR_ENCAPSULATED_FROM_STACK)
     public static let droppedNoPeer = DataplaneCounter(WEFT_CTR_DROP_NO_PEER)
     public static let droppedPodSpoofedSource = DataplaneCounter(WEFT_CTR_DROP_POD_SPOOFED)
+    public static let droppedUntrustedUnderlay = DataplaneCounter(WEFT_CTR_DROP_UNDERLAY_UNTRUSTED)
 
     /// Every slot the header declares, in order.
     public static var allCases: [DataplaneCounter] {

@@ -13,9 +13,11 @@ public struct DataplaneGlobals: Sendable, Equatable {
     public var tunnelMTU: UInt32
     /// Drop what a pod sends from any address but its own.
     public var checkPodSource: Bool
+    /// The cluster network: unencapsulated traffic to it is taken from direct peers only.
+    public var clusterNetwork: IPv4Prefix?
 
     public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
-                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true) {
+                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true, clusterNetwork: IPv4Prefix? = nil) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
@@ -23,6 +25,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.underlayInterfaceIndex = underlayInterfaceIndex
         self.tunnelMTU = tunnelMTU
         self.checkPodSource = checkPodSource
+        self.clusterNetwork = clusterNetwork
     }
 
     public func apply(to object: BPFObject) throws(SystemCallError) {
@@ -33,5 +36,8 @@ public struct DataplaneGlobals: Sendable, Equatable {
         try object.setGlobal("weft_underlay_ifindex", underlayInterfaceIndex)
         try object.setGlobal("weft_tunnel_mtu", tunnelMTU)
         try object.setGlobal("weft_check_pod_source", UInt8(checkPodSource ? 1 : 0))
+        // Both in network byte order, as the programs compare them with packet fields.
+        try object.setGlobal("weft_cluster_network", (clusterNetwork?.network.value ?? 0).bigEndian)
+        try object.setGlobal("weft_cluster_mask", (clusterNetwork?.mask ?? 0).bigEndian)
     }
 }

@@ -45,7 +45,7 @@ public final class BPFDataplane: Dataplane {
                                        vxlanInterfaceIndex: UInt32(vxlan?.index ?? 0),
                                        vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
                                        underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU,
-                                       checkPodSource: checkPodSource)
+                                       checkPodSource: checkPodSource, clusterNetwork: settings.network)
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []
         for name in BPFPrograms.names {

@@ -19,7 +19,7 @@ enum BuiltPrograms {
 struct LoadedProgram {
     static let ourVTEP = MACAddress("02:00:00:00:00:01")!
     static let globals = DataplaneGlobals(vni: 1, vtepMAC: ourVTEP, vxlanInterfaceIndex: 1, vxlanPort: 8472,
-                                          underlayInterfaceIndex: 1, tunnelMTU: 1450)
+                                          underlayInterfaceIndex: 1, tunnelMTU: 1450, clusterNetwork: IPv4Prefix("10.244.0.0/16")!)
 
     let object: BPFObject
     let name: String

@@ -25,11 +25,32 @@ struct FromUnderlayTests {
         #expect(fromPeerPod.packet.ttl == 63)
         #expect(fromPeerPod.packet.ipv4ChecksumIsValid)
 
-        let fromStranger = Frame(source: IPv4Address("192.0.2.7")!, destination: IPv4Address("10.244.1.5")!).bytes
-        #expect(try program.run(fromStranger).action == TCAction.ok)
+        // The peer's host itself (its underlay IP) reaches our pods through the kernel.
+        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        let fromPeerHost = Frame(source: IPv4Address("198.18.0.2")!, destination: IPv4Address("10.244.1.5")!).bytes
+        #expect(try program.run(fromPeerHost).action == TCAction.ok)
+        // A stranger on the underlay routing to our pods, or through us to another node's, is dropped.
+        for destination in ["10.244.1.5", "10.244.1.99", "10.244.3.4"] {
+            let fromStranger = Frame(source: IPv4Address("192.0.2.7")!, destination: IPv4Address(destination)!).bytes
+            #expect(try program.run(fromStranger).action == TCAction.shot, "\(destination)")
+        }
+        #expect(try program.packets(.droppedUntrustedUnderlay) == 3)
         let toTheHost = Frame(source: IPv4Address("10.244.2.7")!, destination: IPv4Address("198.18.0.1")!).bytes
         #expect(try program.run(toTheHost).action == TCAction.ok)
         #expect(try program.packets(.deliveredLocal) == 1)
+    }
+
+    @Test("In a VXLAN cluster no unencapsulated packet to the cluster network is taken, whatever its source claims")
+    func plainIPInAVXLANClusterIsDropped() throws {
+        let program = try vxlanNode()
+        for source in ["10.244.2.7", "198.18.0.2", "192.0.2.7", "10.244.1.9"] {
+            let plain = Frame(source: IPv4Address(source)!, destination: IPv4Address("10.244.1.5")!).bytes
+            #expect(try program.run(plain).action == TCAction.shot, "from \(source)")
+        }
+        #expect(try program.packets(.droppedUntrustedUnderlay) == 4)
+        #expect(try program.packets(.deliveredLocal) == 0)
+        // The VXLAN path is unchanged.
+        #expect(try program.run(fromPeer(peerPod).bytes).action == TCAction.redirect)
     }
 
     /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24.

@@ -47,6 +47,8 @@ struct PeerPlanTests {
         #expect(plan.paths[IPv4Prefix("10.244.2.0/24")!] == .direct(underlayIP: IPv4Address("198.18.0.2")!))
         #expect(plan.paths[IPv4Prefix("10.244.3.0/24")!]?.underlayIP == IPv4Address("203.0.113.3")!)
         #expect(plan.directRoutes == [IPv4Prefix("10.244.2.0/24")!: IPv4Address("198.18.0.2")!])
+        #expect(plan.tunnels == [IPv4Address("198.18.0.2")!: IPv4Prefix("10.244.2.0/24")!, IPv4Address("203.0.113.3")!: IPv4Prefix("10.244.3.0/24")!],
+                "every peer's underlay IP, direct ones too: the programs check senders against it")
     }
 
     @Test func hostGatewayNeedsOnLinkPeers() {

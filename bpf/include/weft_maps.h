@@ -56,7 +56,8 @@ enum weft_counter {
 	WEFT_CTR_ENCAPSULATED_FROM_STACK = 8, /* kernel-routed traffic given a tunnel on the vxlan device */
 	WEFT_CTR_DROP_NO_PEER = 9,         /* routed into the overlay with no VXLAN peer for it */
 	WEFT_CTR_DROP_POD_SPOOFED = 10,    /* a pod sent from an address that is not its own */
-	WEFT_CTR_COUNT = 11,
+	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 11, /* plain IP to the cluster network from no direct peer */
+	WEFT_CTR_COUNT = 12,
 };
 
 struct weft_counter_value {

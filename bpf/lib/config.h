@@ -17,6 +17,9 @@ const volatile __u16 weft_vxlan_port = 8472;
 const volatile __u32 weft_underlay_ifindex = 0;
 /* The largest IPv4 packet the tunnel carries unfragmented (underlay MTU - 50). */
 const volatile __u32 weft_tunnel_mtu = 1450;
+/* The cluster network (Network in net-conf.json), network byte order; a mask of 0 knows none. */
+const volatile __u32 weft_cluster_network = 0;
+const volatile __u32 weft_cluster_mask = 0;
 /* Drop what a pod sends from an address that is not its own (1), or let it through (0). */
 const volatile __u8 weft_check_pod_source = 1;
 

@@ -66,12 +66,21 @@ static __always_inline struct weft_peer_key *lookup_tunnel(__u32 underlay_ip)
 	return bpf_map_lookup_elem(&weft_tunnels, &key);
 }
 
-/* True when an inner source lies in the subnet of the peer at this underlay IP. */
+/* The peer at this underlay IP, if it reaches us the way `mode` says (VXLAN or direct). */
+static __always_inline struct weft_peer *peer_at(__u32 underlay_ip, __u8 mode)
+{
+	struct weft_peer_key *subnet = lookup_tunnel(underlay_ip);
+	struct weft_peer *peer = subnet ? lookup_peer(subnet->addr) : NULL;
+
+	return peer && peer->mode == mode && peer->underlay_ip == underlay_ip ? peer : NULL;
+}
+
+/* True when an inner source lies in the subnet of the VXLAN peer at this underlay IP. */
 static __always_inline int peer_owns_source(__u32 underlay_ip, __u32 source)
 {
 	struct weft_peer *sender = lookup_peer(source);
 
-	return sender && sender->underlay_ip == underlay_ip;
+	return sender && sender->mode == WEFT_MODE_VXLAN && sender->underlay_ip == underlay_ip;
 }
 
 static __always_inline struct weft_endpoint *lookup_endpoint(__u32 addr)

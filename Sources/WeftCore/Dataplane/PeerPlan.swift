@@ -87,12 +87,12 @@ public struct PeerPlan: Sendable, Equatable {
         }
     }
 
-    /// The peers' tunnel endpoints, each with the subnet it may send from.
+    /// Every peer's underlay IP, with its subnet: what the programs check a sender against.
+    /// A VXLAN peer sends tunnels from it; a direct peer (host-gw, DirectRouting) sends its
+    /// host's own traffic from it, and its pods' traffic through it.
     public var tunnels: [IPv4Address: IPv4Prefix] {
         var tunnels: [IPv4Address: IPv4Prefix] = [:]
-        for (subnet, path) in paths {
-            if case .vxlan(let ip, _) = path { tunnels[ip] = subnet }
-        }
+        for (subnet, path) in paths { tunnels[path.underlayIP] = subnet }
         return tunnels
     }
 }
