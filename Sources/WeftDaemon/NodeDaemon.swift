@@ -177,6 +177,9 @@ public final class NodeDaemon: Sendable {
                 let result = try await operation()
                 state.update { $0.storeProblem = nil }
                 return result
+            } catch StoreError.misconfigured(let location, let reason) {
+                // No retry fixes a configuration: stop, and say what to change.
+                throw DaemonError("cannot \(what): lease store \(location) cannot be used as configured: \(reason)")
             } catch let error as StoreError {
                 try await retry.wait(after: error, what, logger: logger, state: state)
             }

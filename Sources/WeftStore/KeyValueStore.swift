@@ -96,6 +96,9 @@ public protocol KeyValueStore: Sendable {
 public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case leaseNotFound(Int64)
     case unavailable(location: String, reason: String)
+    /// The store cannot be used as configured (a TLS file that cannot be read, a certificate
+    /// the flags do not trust): waiting will not help, the configuration must change.
+    case misconfigured(location: String, reason: String)
 
     public var description: String {
         switch self {
@@ -103,6 +106,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
             "store lease \(id) not found: it expired or was revoked"
         case .unavailable(let location, let reason):
             "lease store \(location) unavailable: \(reason)"
+        case .misconfigured(let location, let reason):
+            "lease store \(location) cannot be used as configured: \(reason)"
         }
     }
 }

@@ -19,6 +19,14 @@ import WeftTestSupport
         try #require(stored.status == 0, "\(stored.stderr)")
     }
 
+    @Test("An etcd password file that cannot be read is named, with its flag")
+    func unreadablePasswordFile() throws {
+        let result = try WeftProcess.run(["leases", "list", "--etcd-endpoints", "http://127.0.0.1:9", "--etcd-username", "root",
+                                          "--etcd-password-file", "/nonexistent/etcd-password"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("--etcd-password-file /nonexistent/etcd-password: cannot be read"), "\(result.stderr)")
+    }
+
     @Test func twentyRacingProcessesGetFifteenDistinctSubnetsAndFiveClearErrors() throws {
         try storeSmallNetwork()
         let racers = try (1...20).map { node in

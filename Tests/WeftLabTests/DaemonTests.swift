@@ -76,6 +76,26 @@ struct DaemonTests {
         #expect(n1["health"] as? String == "ready", "the daemon keeps running: \(n1)")
     }
 
+    @Test("A TLS configuration etcd refuses (another CA) stops the daemon at start, naming the flag, with a non-zero exit")
+    func tlsMisconfigurationIsFatal() throws {
+        let cluster = try EtcdCluster(tls: true)
+        let server = try #require(cluster.tls)
+        let files = try TemporaryDirectory()
+        let otherCA = try EtcdCluster.makeCertificates(in: files).ca
+        // Everything the daemon would write goes to the test's own directory; it stops before any kernel state.
+        let daemon = try WeftProcess.Running(["daemon", "--etcd-endpoints", cluster.endpoints.joined(separator: ","), "--etcd-cafile", otherCA,
+                                              "--etcd-certfile", server.clientCertificate, "--etcd-keyfile", server.clientKey,
+                                              "--pin-dir", files.file("pins"), "--subnet-file", files.file("subnet.env"),
+                                              "--status-file", files.file("status.json"), "--iface", "lo"])
+        let exited = try waitUntil(seconds: 15) { kill(daemon.pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(daemon.pid)/stat", encoding: .utf8))?.contains(") Z ") == true }
+        if !exited { daemon.stop() }
+        let result = daemon.finish()
+        #expect(exited, "the daemon kept retrying a configuration no retry fixes")
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("not signed by the CA in --etcd-cafile \(otherCA)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: files.file("subnet.env")))
+    }
+
     @Test("File modes after start: pins 0700, the lease database 0600, subnet.env and the status file 0644")
     func fileModes() throws {
         let lab = try LabFixture(nodes: 1)

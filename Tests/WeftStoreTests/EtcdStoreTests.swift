@@ -166,6 +166,38 @@ struct EtcdStoreTests {
         #expect(try await client.leases().leases.count == 1)
     }
 
+    @Test("TLS failures name the problem and the flag, as configuration errors: no CA, another CA, a certificate for another name, an unreadable file")
+    func tlsFailuresAreNamed() async throws {
+        let cluster = try EtcdCluster(tls: true)
+        let files = try #require(cluster.tls)
+        let elsewhere = try TemporaryDirectory()
+        let otherCA = try EtcdCluster.makeCertificates(in: elsewhere).ca
+        func failure(_ connection: EtcdConnection) async -> StoreError? {
+            do {
+                _ = try await SubnetRegistry(store: try EtcdStore(connection), logger: recorder.logger()).leases()
+                return nil
+            } catch {
+                return error as? StoreError
+            }
+        }
+        func reason(_ error: StoreError?) -> String? {
+            if case .misconfigured(_, let reason)? = error { return reason }
+            return nil
+        }
+        let noCA = await failure(EtcdConnection(endpoints: cluster.endpoints, certFile: files.clientCertificate, keyFile: files.clientKey))
+        #expect(reason(noCA)?.contains("not signed by a CA this system trusts; give the CA that signed it with --etcd-cafile") == true, "\(String(describing: noCA))")
+        let wrongCA = await failure(EtcdConnection(endpoints: cluster.endpoints, caFile: otherCA, certFile: files.clientCertificate, keyFile: files.clientKey))
+        #expect(reason(wrongCA)?.contains("not signed by the CA in --etcd-cafile \(otherCA)") == true, "\(String(describing: wrongCA))")
+        let unreadable = await failure(EtcdConnection(endpoints: cluster.endpoints, caFile: elsewhere.file("missing.crt")))
+        #expect(reason(unreadable)?.contains("--etcd-cafile \(elsewhere.file("missing.crt")): cannot be read") == true, "\(String(describing: unreadable))")
+
+        let named = try EtcdCluster(tls: true, serverNames: "DNS:etcd.example")
+        let namedFiles = try #require(named.tls)
+        let mismatch = await failure(EtcdConnection(endpoints: named.endpoints, caFile: namedFiles.ca, certFile: namedFiles.clientCertificate,
+                                                    keyFile: namedFiles.clientKey))
+        #expect(reason(mismatch)?.contains("the server's certificate does not name this address") == true, "\(String(describing: mismatch))")
+    }
+
     @Test("Username and password: refused without them, works with them")
     func authentication() async throws {
         let cluster = try EtcdCluster()

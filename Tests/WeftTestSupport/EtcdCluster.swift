@@ -18,9 +18,10 @@ public final class EtcdCluster {
     public private(set) var endpoints: [String] = []
     private var processes: [ChildProcess] = []
 
-    public init(members: Int = 1, tls useTLS: Bool = false) throws {
+    /// - Parameter serverNames: the subjectAltName of the server's certificate, with TLS.
+    public init(members: Int = 1, tls useTLS: Bool = false, serverNames: String = "IP:127.0.0.1") throws {
         directory = try TemporaryDirectory()
-        tls = useTLS ? try Self.makeCertificates(in: directory) : nil
+        tls = useTLS ? try Self.makeCertificates(in: directory, serverNames: serverNames) : nil
         let scheme = useTLS ? "https" : "http"
         let ports = try (0..<(members * 2)).map { _ in try Self.freePort() }
         let names = (1...members).map { "m\($0)" }
@@ -78,11 +79,11 @@ public final class EtcdCluster {
     }
 
     /// A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
-    static func makeCertificates(in directory: TemporaryDirectory) throws -> TLSFiles {
+    public static func makeCertificates(in directory: TemporaryDirectory, serverNames: String = "IP:127.0.0.1") throws -> TLSFiles {
         func file(_ name: String) -> String { directory.file(name) }
         try Command.must(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=weft-test-ca",
                           "-keyout", file("ca.key"), "-out", file("ca.crt")])
-        try directory.write("server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        try directory.write("server.ext", "subjectAltName=\(serverNames)\nextendedKeyUsage=serverAuth,clientAuth\n")
         try directory.write("client.ext", "extendedKeyUsage=clientAuth\n")
         for (name, subject) in [("server", "/CN=127.0.0.1"), ("client", "/CN=weft")] {
             try Command.must(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", file("\(name).key"),

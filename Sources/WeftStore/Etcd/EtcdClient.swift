@@ -72,6 +72,7 @@ final class EtcdClient: Sendable {
     /// answer that says no (`EtcdRequestError`) ends it; a connection failure moves on.
     private func withFailover<T>(_ operation: (String) async throws -> T) async throws -> T {
         var failures: [String] = []
+        var misconfigurations: [String] = []
         let count = connection.endpoints.count
         let first = preferred.withLock { $0 }
         for attempt in 0..<count {
@@ -83,8 +84,15 @@ final class EtcdClient: Sendable {
             } catch let error as EtcdRequestError {
                 throw error
             } catch {
+                if let problem = EtcdTLSProblem.explain(error, endpoint: connection.endpoints[index], caFile: connection.caFile) {
+                    misconfigurations.append(problem)
+                }
                 failures.append("\(connection.endpoints[index]): \(error)")
             }
+        }
+        // Every endpoint refused us for the configuration's sake: no retry will change that.
+        if misconfigurations.count == count {
+            throw StoreError.misconfigured(location: location, reason: misconfigurations.joined(separator: "; "))
         }
         throw StoreError.unavailable(location: location, reason: failures.joined(separator: "; "))
     }
@@ -161,14 +169,23 @@ enum EtcdHTTPClients {
         configuration.timeout = .init(connect: .seconds(3), read: nil)
         if connection.caFile != nil || connection.certFile != nil {
             var tls = TLSConfiguration.makeClientConfiguration()
-            do {
-                if let ca = connection.caFile { tls.trustRoots = .file(ca) }
-                if let cert = connection.certFile {
-                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) }
+            // Each file is read now, so a bad one is named at start with its flag.
+            func read<T>(_ flag: String, _ path: String, _ load: (String) throws -> T) throws(StoreError) -> T {
+                do {
+                    return try load(path)
+                } catch {
+                    throw StoreError.misconfigured(location: "etcd", reason: "--\(flag) \(path): cannot be read as a PEM file (\(error)); check the path, its mode and its contents")
                 }
-                if let key = connection.keyFile { tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)) }
-            } catch {
-                throw StoreError.unavailable(location: "etcd", reason: "cannot read the TLS files (--etcd-cafile, --etcd-certfile, --etcd-keyfile): \(error)")
+            }
+            if let ca = connection.caFile {
+                _ = try read("etcd-cafile", ca) { try NIOSSLCertificate.fromPEMFile($0) }
+                tls.trustRoots = .file(ca)
+            }
+            if let cert = connection.certFile {
+                tls.certificateChain = try read("etcd-certfile", cert) { try NIOSSLCertificate.fromPEMFile($0) }.map { .certificate($0) }
+            }
+            if let key = connection.keyFile {
+                tls.privateKey = .privateKey(try read("etcd-keyfile", key) { try NIOSSLPrivateKey(file: $0, format: .pem) })
             }
             configuration.tlsConfiguration = tls
         }

@@ -23,7 +23,8 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: "This client's certificate for etcd.") var etcdCertfile: String?
     @Option(name: .long, help: "This client's private key for etcd.") var etcdKeyfile: String?
     @Option(name: .long, help: "etcd username.") var etcdUsername: String?
-    @Option(name: .long, help: "etcd password.") var etcdPassword: String?
+    @Option(name: .long, help: "etcd password (FLANNELD_ETCD_PASSWORD keeps it off the command line).") var etcdPassword: String?
+    @Option(name: .long, help: "A file holding the etcd password (its first line), such as a mounted Secret.") var etcdPasswordFile: String?
 
     enum StoreKind: String, ExpressibleByArgument, CaseIterable {
         case embedded, etcd
@@ -38,7 +39,14 @@ struct StoreOptions: ParsableArguments {
         return EtcdConnection(endpoints: endpoints.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) },
                               caFile: etcdCafile ?? env("etcd-cafile"), certFile: etcdCertfile ?? env("etcd-certfile"),
                               keyFile: etcdKeyfile ?? env("etcd-keyfile"), username: etcdUsername ?? env("etcd-username"),
-                              password: etcdPassword ?? env("etcd-password"))
+                              password: etcdPassword ?? env("etcd-password") ?? passwordFromFile)
+    }
+
+    /// The first line of `--etcd-password-file` (`makeRegistry` refuses a file it cannot read).
+    private var passwordFromFile: String? {
+        guard let path = etcdPasswordFile ?? env("etcd-password-file"),
+              let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return String(text.prefix { $0 != "\n" && $0 != "\r" })
     }
 
     /// The embedded store is in use: a file shared only by the processes of this machine.
@@ -58,6 +66,9 @@ struct StoreOptions: ParsableArguments {
                 throw CommandFailure("cannot open the embedded lease store: \(error)")
             }
         case .etcd:
+            if let path = etcdPasswordFile ?? env("etcd-password-file"), !FileManager.default.isReadableFile(atPath: path) {
+                throw CommandFailure("--etcd-password-file \(path): cannot be read; check the path and its mode")
+            }
             guard let connection else { throw CommandFailure("--store etcd needs --etcd-endpoints (or FLANNELD_ETCD_ENDPOINTS)") }
             do {
                 return SubnetRegistry(store: try EtcdStore(connection), prefix: prefix)
