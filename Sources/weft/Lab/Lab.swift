@@ -79,7 +79,25 @@ struct Lab {
                 progress("pod \(pod.name): \(pod.ip ?? "?") (weft-cni, bridge + host-local\(node.dataplane == "bpf" ? ", BPF endpoint" : ""))")
             }
         }
+        for node in state.nodes {
+            try waitUntilMeshed(node, peers: state.nodes.count - 1)
+        }
+        progress("every node programs every other: the mesh is up")
         return state
+    }
+
+    /// Waits until a node's status lists `peers` peers: the lab is up when every node can
+    /// reach every other, not merely when each holds its own lease.
+    func waitUntilMeshed(_ node: LabState.Node, peers: Int) throws {
+        for _ in 0..<300 {
+            if let data = FileManager.default.contents(atPath: node.statusFile),
+               let status = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               (status["peers"] as? [Any])?.count ?? 0 >= peers {
+                return
+            }
+            usleep(100_000)
+        }
+        throw CommandFailure("node \(node.name) does not program all \(peers) peers after 30 s; see \(node.logFile)")
     }
 
     private func ip(_ arguments: [String]) throws {
