@@ -16,6 +16,7 @@
 #include "lib/deliver.h"
 #include "lib/vxlan.h"
 #include "lib/ipv4.h"
+#include "lib/eth.h"
 
 /* A VXLAN packet from a known peer to a local pod, decapsulated in place and delivered.
  * It takes only what the vxlan device and from_overlay would deliver unchanged, and
@@ -76,14 +77,40 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 /* Unencapsulated traffic to the cluster network is routed pod traffic only where the cluster
  * routes it so: from a direct peer (host-gw, DirectRouting), for one of its pods or its host.
  * Anything else on the underlay that claims the cluster network, a spoofed peer pod
- * among it, is no peer's, and the kernel would forward it into our pods or the tunnel. */
-static __always_inline int sent_by_direct_peer(struct iphdr *ip)
+ * among it, is no peer's, and the kernel would forward it into our pods or the tunnel.
+ * Returns the underlay IP of the direct peer the source belongs to, or 0. */
+static __always_inline __u32 direct_peer_of(struct iphdr *ip)
 {
 	struct weft_peer *sender = lookup_peer(ip->saddr);
 
 	if (sender)
-		return sender->mode == WEFT_MODE_DIRECT;
-	return peer_at(ip->saddr, WEFT_MODE_DIRECT) != NULL;
+		return sender->mode == WEFT_MODE_DIRECT ? sender->underlay_ip : 0;
+	return peer_at(ip->saddr, WEFT_MODE_DIRECT) ? ip->saddr : 0;
+}
+
+enum hop {
+	HOP_PEER,    /* the frame comes from the peer's own interface */
+	HOP_OTHER,   /* from another host's: someone speaks for the peer */
+	HOP_UNKNOWN, /* this node holds no neighbour entry for the peer */
+};
+
+/* A direct peer is on this link, so its frames carry the MAC our neighbour table holds for
+ * its underlay IP; the FIB lookup reads that entry as the kernel would to send to it. (It
+ * answers only where the interface forwards, as a node's does.) */
+static __always_inline enum hop previous_hop(struct __sk_buff *skb, struct ethhdr *eth, __u32 peer_ip)
+{
+	struct bpf_fib_lookup fib = {
+		.family = AF_INET,
+		.ifindex = skb->ingress_ifindex,
+		.ipv4_dst = peer_ip,
+	};
+	int found = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
+
+	if (found != BPF_FIB_LKUP_RET_SUCCESS)
+		return HOP_UNKNOWN;
+	if (fib.ifindex != skb->ingress_ifindex || !mac_equal(fib.dmac, eth->h_source))
+		return HOP_OTHER;
+	return HOP_PEER;
 }
 
 static __always_inline int in_cluster(__u32 addr)
@@ -98,6 +125,7 @@ int from_underlay(struct __sk_buff *skb)
 	struct ethhdr *eth = parse_eth(&cursor);
 	struct weft_endpoint *endpoint;
 	struct iphdr *ip;
+	__u32 peer_ip;
 
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -114,9 +142,21 @@ int from_underlay(struct __sk_buff *skb)
 	/* The host's own traffic (NodePorts before DNAT among it) is not ours. */
 	if (!in_cluster(ip->daddr))
 		return TC_ACT_OK;
-	if (!sent_by_direct_peer(ip)) {
+	peer_ip = direct_peer_of(ip);
+	if (!peer_ip) {
 		count(skb, WEFT_CTR_DROP_UNDERLAY_UNTRUSTED);
 		return TC_ACT_SHOT;
+	}
+	switch (previous_hop(skb, eth, peer_ip)) {
+	case HOP_OTHER:
+		count(skb, WEFT_CTR_DROP_UNDERLAY_WRONG_HOP);
+		return TC_ACT_SHOT;
+	case HOP_UNKNOWN:
+		/* Nothing to check the hop against: the kernel takes it, as it would without us. */
+		count(skb, WEFT_CTR_PASSED_UNVERIFIED_HOP);
+		return TC_ACT_OK;
+	case HOP_PEER:
+		break;
 	}
 	if (ip->ttl <= 1)
 		return TC_ACT_OK;

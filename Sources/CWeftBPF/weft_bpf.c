@@ -196,6 +196,8 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_DROP_NO_PEER: return "dropped_no_peer";
 	case WEFT_CTR_DROP_POD_SPOOFED: return "dropped_pod_spoofed_source";
 	case WEFT_CTR_DROP_UNDERLAY_UNTRUSTED: return "dropped_untrusted_underlay";
+	case WEFT_CTR_DROP_UNDERLAY_WRONG_HOP: return "dropped_underlay_wrong_hop";
+	case WEFT_CTR_PASSED_UNVERIFIED_HOP: return "passed_unverified_hop";
 	case WEFT_CTR_COUNT: break;
 	}
 	return NULL;

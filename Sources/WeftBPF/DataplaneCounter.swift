@@ -23,6 +23,8 @@ public struct DataplaneCounter: Hashable, Sendable, CaseIterable, CustomStringCo
     public static let droppedNoPeer = DataplaneCounter(WEFT_CTR_DROP_NO_PEER)
     public static let droppedPodSpoofedSource = DataplaneCounter(WEFT_CTR_DROP_POD_SPOOFED)
     public static let droppedUntrustedUnderlay = DataplaneCounter(WEFT_CTR_DROP_UNDERLAY_UNTRUSTED)
+    public static let droppedUnderlayWrongHop = DataplaneCounter(WEFT_CTR_DROP_UNDERLAY_WRONG_HOP)
+    public static let passedUnverifiedHop = DataplaneCounter(WEFT_CTR_PASSED_UNVERIFIED_HOP)
 
     /// Every slot the header declares, in order.
     public static var allCases: [DataplaneCounter] {

@@ -3,6 +3,7 @@ import Logging
 import WeftBPF
 import WeftCore
 import WeftNetlink
+import WeftSystem
 
 /// The TC eBPF dataplane. VXLAN: a collect_md device (`weft.<VNI>`) whose programs pick
 /// the tunnel per packet; host-gw and DirectRouting: `bpf_redirect_neigh` over the
@@ -18,6 +19,8 @@ public final class BPFDataplane: Dataplane {
 
     /// Whether from_pod drops what a pod sends from an address not its own (on by default).
     public let checkPodSource: Bool
+    /// False once the kernel refused a managed neighbour entry (used from the supervisor's thread only).
+    private var managedNeighboursWork = true
 
     public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, checkPodSource: Bool = true) throws {
         self.checkPodSource = checkPodSource
@@ -106,6 +109,7 @@ public final class BPFDataplane: Dataplane {
             })
         }
         try routes.reconcile(desired: directRoutes(plan), applied: previous.map(directRoutes), into: &report)
+        try keepDirectPeersResolved(Set(plan.directRoutes.values), underlay: underlay.index)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(plan.paths.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
@@ -113,6 +117,34 @@ public final class BPFDataplane: Dataplane {
             ])
         }
         return report
+    }
+
+    /// from_underlay checks a direct peer's frames against the MAC the neighbour table holds
+    /// for it. A managed entry per direct peer has the kernel resolve that MAC before the
+    /// peer's first packet and keep it resolved; entries for peers that left go. A kernel
+    /// without managed entries (before 5.16) leaves the table to ARP, and traffic from a peer
+    /// with no entry yet goes to the kernel unchecked (`passed_unverified_hop`).
+    private func keepDirectPeersResolved(_ peers: Set<IPv4Address>, underlay: Int32) throws {
+        guard managedNeighboursWork else { return }
+        let managed = Set(try netlink.managedNeighbours(index: underlay))
+        for address in peers.subtracting(managed).sorted() {
+            let refused: SystemCallError?
+            do {
+                try netlink.addManagedNeighbour(address, interfaceIndex: underlay)
+                refused = nil
+            } catch {
+                guard error.isUnsupportedRequest else { throw error }
+                refused = error
+            }
+            if let refused {
+                managedNeighboursWork = false
+                logger.warning("this kernel keeps no managed neighbour entries (Linux 5.16+): a direct peer's traffic is checked against its MAC only once ARP has resolved it", metadata: ["error": "\(refused)"])
+                return
+            }
+        }
+        for address in managed.subtracting(peers) {
+            try ignoringMissing { try netlink.deleteNeighbour(NeighbourEntry(interfaceIndex: underlay, address: address, mac: .zero)) }
+        }
     }
 
     public func tearDown() throws {
@@ -128,10 +160,18 @@ public final class BPFDataplane: Dataplane {
         var removed: [String] = []
         if let maps = try? PinnedMaps(directory: pinDirectory) {
             let routes = try netlink.routes()
+            var managed: [IPv4Address: [Int32]] = [:]
+            for link in try netlink.links() {
+                for address in try netlink.managedNeighbours(index: link.index) { managed[address, default: []].append(link.index) }
+            }
             for (subnet, peer) in try maps.peers.entries() where peer.mode == .direct {
                 for route in routes where route.isWefts && route.destination == subnet && route.gateway == peer.underlayIP {
                     try netlink.deleteRoute(route)
                     removed.append("route \(subnet)")
+                }
+                for index in managed[peer.underlayIP] ?? [] {
+                    try ignoringMissing { try netlink.deleteNeighbour(NeighbourEntry(interfaceIndex: index, address: peer.underlayIP, mac: .zero)) }
+                    removed.append("managed neighbour \(peer.underlayIP)")
                 }
             }
         }
@@ -286,7 +326,7 @@ extension PeerRoute {
     init(path: PeerPlan.Path) {
         switch path {
         case .vxlan(let ip, let mac): self.init(underlayIP: ip, vtepMAC: mac, mode: .vxlan)
-        case .direct(let ip): self.init(underlayIP: ip, vtepMAC: MACAddress(bytes: [0, 0, 0, 0, 0, 0])!, mode: .direct)
+        case .direct(let ip): self.init(underlayIP: ip, vtepMAC: .zero, mode: .direct)
         }
     }
 }

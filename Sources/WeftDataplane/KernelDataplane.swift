@@ -112,7 +112,7 @@ public final class KernelDataplane: Dataplane {
             for (_, entry) in forwardingDiff.upserts { try netlink.replaceForwardingEntry(entry) }
             report.peersWritten = max(neighbourDiff.upserts.count, forwardingDiff.upserts.count)
             for address in neighbourDiff.removals {
-                let stale = NeighbourEntry(interfaceIndex: device.index, address: address, mac: MACAddress(bytes: [0, 0, 0, 0, 0, 0])!)
+                let stale = NeighbourEntry(interfaceIndex: device.index, address: address, mac: .zero)
                 try ignoringMissing { try netlink.deleteNeighbour(stale) }
             }
             for mac in forwardingDiff.removals {

@@ -50,9 +50,29 @@ extension NetlinkSocket {
         var request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_INET, index: 0))
         request.append(Int32(NDA_IFINDEX), uint32: UInt32(bitPattern: index))
-        return try neighbourDump(request, family: AF_INET, index: index, "neighbours").map { entry in
-            NeighbourEntry(interfaceIndex: index, address: entry.address, mac: entry.mac, permanent: entry.state & UInt16(NUD_PERMANENT) != 0)
+        return try neighbourDump(request, family: AF_INET, index: index, "neighbours").compactMap { entry in
+            entry.mac.map { NeighbourEntry(interfaceIndex: index, address: entry.address, mac: $0, permanent: entry.state & UInt16(NUD_PERMANENT) != 0) }
         }
+    }
+
+    /// The addresses of the managed entries on one interface (`ip neigh ... managed`),
+    /// resolved or not.
+    public func managedNeighbours(index: Int32) throws(SystemCallError) -> [IPv4Address] {
+        var request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
+                                     header: Self.neighbourHeader(family: AF_INET, index: 0))
+        request.append(Int32(NDA_IFINDEX), uint32: UInt32(bitPattern: index))
+        return try neighbourDump(request, family: AF_INET, index: index, "neighbours").filter(\.managed).map(\.address)
+    }
+
+    /// `ip neigh replace <ip> dev <interface> managed extern_learn`: an entry the kernel
+    /// resolves and keeps resolved by itself (Linux 5.16+), so that a BPF program's FIB
+    /// lookup finds the MAC of a peer that has sent nothing yet.
+    public func addManagedNeighbour(_ address: IPv4Address, interfaceIndex: Int32) throws(SystemCallError) {
+        var request = NetlinkRequest(type: UInt16(RTM_NEWNEIGH), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+                                     header: Self.neighbourHeader(family: AF_INET, index: interfaceIndex, flags: NTF_EXT_LEARNED))
+        request.append(Int32(NDA_DST), address.octets)
+        request.append(Int32(NDA_FLAGS_EXT), uint32: UInt32(NTF_EXT_MANAGED))
+        try perform(request, "install managed neighbour \(address) on", "interface \(interfaceIndex)")
     }
 
     public func replaceNeighbour(_ entry: NeighbourEntry) throws(SystemCallError) {
@@ -75,8 +95,8 @@ extension NetlinkSocket {
     public func forwardingEntries(index: Int32) throws(SystemCallError) -> [ForwardingEntry] {
         let request = NetlinkRequest(type: UInt16(RTM_GETNEIGH), flags: NLM_F_REQUEST | NLM_F_DUMP,
                                      header: Self.neighbourHeader(family: AF_BRIDGE, index: index))
-        return try neighbourDump(request, family: AF_BRIDGE, index: index, "forwarding entries").map { entry in
-            ForwardingEntry(interfaceIndex: index, mac: entry.mac, destination: entry.address)
+        return try neighbourDump(request, family: AF_BRIDGE, index: index, "forwarding entries").compactMap { entry in
+            entry.mac.map { ForwardingEntry(interfaceIndex: index, mac: $0, destination: entry.address) }
         }
     }
 
@@ -97,18 +117,20 @@ extension NetlinkSocket {
         try perform(request, "delete forwarding entry \(entry.mac) on", "interface \(entry.interfaceIndex)")
     }
 
-    /// The entries of one family on one interface that carry both an IPv4 address and a MAC.
+    /// The entries of one family on one interface that carry an IPv4 address, with their
+    /// MAC if they have one (an unresolved entry has none).
     private func neighbourDump(_ request: NetlinkRequest, family: Int32, index: Int32, _ what: String) throws(SystemCallError)
-        -> [(address: IPv4Address, mac: MACAddress, state: UInt16)] {
+        -> [(address: IPv4Address, mac: MACAddress?, state: UInt16, managed: Bool)] {
         try dump(request, "list", "\(what) of interface \(index)").compactMap { message in
             guard message.type == UInt16(RTM_NEWNEIGH), message.payload.count >= Self.neighbourHeaderSize else { return nil }
             let header = message.header(Self.neighbourHeaderSize)
             let attributes = message.attributes(after: Self.neighbourHeaderSize)
             guard header[0] == UInt8(family), Int32(bitPattern: header.read(UInt32.self, at: 4)) == index,
-                  let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:)),
-                  let mac = attributes[Int32(NDA_LLADDR)].flatMap({ MACAddress(bytes: $0) })
+                  let address = attributes[Int32(NDA_DST)].flatMap(IPv4Address.init(octets:))
             else { return nil }
-            return (address, mac, header.read(UInt16.self, at: 8))
+            let mac = attributes[Int32(NDA_LLADDR)].flatMap { MACAddress(bytes: $0) }
+            let extendedFlags = attributes[Int32(NDA_FLAGS_EXT)].map { $0.count >= 4 ? $0.read(UInt32.self, at: 0) : 0 } ?? 0
+            return (address, mac, header.read(UInt16.self, at: 8), extendedFlags & UInt32(NTF_EXT_MANAGED) != 0)
         }
     }
 }

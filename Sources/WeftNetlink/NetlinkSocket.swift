@@ -39,19 +39,10 @@ public final class NetlinkSocket {
         }
     }
 
-    /// A socket in another network namespace (a path such as /run/netns/NAME): the
-    /// calling thread enters it just long enough to open the socket, which stays bound
-    /// to that namespace.
-    public convenience init(namespacePath: String, groups: [UInt32] = []) throws(SystemCallError) {
-        let target = open(namespacePath, O_RDONLY | O_CLOEXEC)
-        guard target >= 0 else { throw SystemCallError("open network namespace", namespacePath, errno: errno) }
-        defer { close(target) }
-        let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard original >= 0 else { throw SystemCallError("open the current network namespace of", "this thread", errno: errno) }
-        defer { close(original) }
-        guard weft_enter_network_namespace(target) == 0 else { throw SystemCallError("enter network namespace", namespacePath, errno: errno) }
-        defer { _ = weft_enter_network_namespace(original) }
-        try self.init(groups: groups)
+    /// A socket in another network namespace (a path such as /run/netns/NAME), which stays
+    /// bound to that namespace.
+    public static func opened(inNamespace path: String, groups: [UInt32] = []) throws(SystemCallError) -> NetlinkSocket {
+        try NetworkNamespace.entered(path) { () throws(SystemCallError) in try NetlinkSocket(groups: groups) }
     }
 
     deinit { close(descriptor) }

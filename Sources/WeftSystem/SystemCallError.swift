@@ -20,6 +20,8 @@ public struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertib
     public var isNotFound: Bool { [Errno.noSuchFileOrDirectory, .noSuchProcess, .noSuchAddressOrDevice, .operationNotSupportedByDevice].contains(errno) }
     /// It exists already.
     public var alreadyExists: Bool { errno == .fileExists }
+    /// The kernel refuses the request or a flag of it as unknown, as an older kernel does.
+    public var isUnsupportedRequest: Bool { errno == .invalidArgument || errno == .notSupported }
     /// The process lacks the privilege.
     public var isPermission: Bool { errno == .notPermitted || errno == .permissionDenied }
 

@@ -1,6 +1,8 @@
+import Foundation
 import Testing
 import WeftBPF
 import WeftCore
+import WeftNetlink
 
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct FromUnderlayTests {
@@ -11,14 +13,15 @@ struct FromUnderlayTests {
         pins = try PinDirectory()
     }
 
-    @Test func peerTrafficToALocalPodIsDeliveredAndTheRestIsTheHosts() throws {
+    @Test("A direct peer's pod traffic to a local pod is delivered when its frame comes from the peer's own MAC; its host's goes to the kernel; a stranger's is dropped")
+    func peerTrafficToALocalPodIsDeliveredAndTheRestIsTheHosts() throws {
         let program = try LoadedProgram("from_underlay", pins: pins)
-        let podMAC = MACAddress("0a:58:0a:f4:01:05")!
-        let hostMAC = MACAddress("ee:ee:ee:ee:ee:05")!
+        let underlay = try Underlay()
         try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
         try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: podMAC, mode: .direct))
+        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
 
-        let fromPeerPod = try program.run(Frame(source: IPv4Address("10.244.2.7")!, destination: IPv4Address("10.244.1.5")!).bytes)
+        let fromPeerPod = try underlay.run(program, Frame(sourceMAC: underlay.peerMAC, source: IPv4Address("10.244.2.7")!, destination: IPv4Address("10.244.1.5")!))
         #expect(fromPeerPod.action == TCAction.redirect)
         #expect(fromPeerPod.packet.destinationMAC == podMAC)
         #expect(fromPeerPod.packet.sourceMAC == hostMAC)
@@ -26,18 +29,47 @@ struct FromUnderlayTests {
         #expect(fromPeerPod.packet.ipv4ChecksumIsValid)
 
         // The peer's host itself (its underlay IP) reaches our pods through the kernel.
-        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
-        let fromPeerHost = Frame(source: IPv4Address("198.18.0.2")!, destination: IPv4Address("10.244.1.5")!).bytes
-        #expect(try program.run(fromPeerHost).action == TCAction.ok)
+        let fromPeerHost = Frame(sourceMAC: underlay.peerMAC, source: IPv4Address("198.18.0.2")!, destination: IPv4Address("10.244.1.5")!)
+        #expect(try underlay.run(program, fromPeerHost).action == TCAction.ok)
         // A stranger on the underlay routing to our pods, or through us to another node's, is dropped.
         for destination in ["10.244.1.5", "10.244.1.99", "10.244.3.4"] {
-            let fromStranger = Frame(source: IPv4Address("192.0.2.7")!, destination: IPv4Address(destination)!).bytes
-            #expect(try program.run(fromStranger).action == TCAction.shot, "\(destination)")
+            let fromStranger = Frame(source: IPv4Address("192.0.2.7")!, destination: IPv4Address(destination)!)
+            #expect(try underlay.run(program, fromStranger).action == TCAction.shot, "\(destination)")
         }
         #expect(try program.packets(.droppedUntrustedUnderlay) == 3)
-        let toTheHost = Frame(source: IPv4Address("10.244.2.7")!, destination: IPv4Address("198.18.0.1")!).bytes
-        #expect(try program.run(toTheHost).action == TCAction.ok)
+        let toTheHost = Frame(source: IPv4Address("10.244.2.7")!, destination: IPv4Address("198.18.0.1")!)
+        #expect(try underlay.run(program, toTheHost).action == TCAction.ok)
         #expect(try program.packets(.deliveredLocal) == 1)
+    }
+
+    @Test("A host that speaks for a direct peer, with the peer's pod or host address, is dropped: its MAC is not the peer's")
+    func aDirectPeerSpokenForByAnotherHostIsDropped() throws {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        let underlay = try Underlay()
+        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: podMAC, mode: .direct))
+        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        let impostor = MACAddress("02:00:00:00:00:66")!
+        for source in ["10.244.2.7", "198.18.0.2"] {
+            let spoofed = Frame(sourceMAC: impostor, source: IPv4Address(source)!, destination: IPv4Address("10.244.1.5")!)
+            let outcome = try underlay.run(program, spoofed)
+            #expect(outcome.action == TCAction.shot, "from \(source)")
+        }
+        #expect(try program.packets(.droppedUnderlayWrongHop) == 2)
+        #expect(try program.packets(.deliveredLocal) == 0)
+    }
+
+    @Test("With no neighbour entry for a direct peer there is nothing to check its hop against: the kernel takes its traffic, counted")
+    func aDirectPeerWithNoNeighbourGoesToTheKernel() throws {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        let underlay = try Underlay()
+        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
+        try program.peers.set(IPv4Prefix("10.244.3.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.3")!, vtepMAC: podMAC, mode: .direct))
+        let input = Frame(sourceMAC: underlay.peerMAC, source: IPv4Address("10.244.3.7")!, destination: IPv4Address("10.244.1.5")!)
+        let outcome = try underlay.run(program, input)
+        #expect(outcome.action == TCAction.ok)
+        #expect(outcome.packet == input.bytes, "unchanged")
+        #expect(try program.packets(.passedUnverifiedHop) == 1)
     }
 
     @Test("In a VXLAN cluster no unencapsulated packet to the cluster network is taken, whatever its source claims")
@@ -94,6 +126,32 @@ struct FromUnderlayTests {
         #expect(outcome.action == TCAction.ok)
         #expect(outcome.packet == input)
         #expect(try program.packets(.deliveredLocal) == 0)
+    }
+}
+
+/// A namespace with an underlay link 198.18.0.1/24 whose neighbour table knows the direct peer
+/// 198.18.0.2 by `peerMAC`: the FIB and neighbour data `from_underlay` checks a hop against.
+/// Programs run with the test's thread inside it, the packet arriving on that link.
+struct Underlay {
+    let namespaces = Namespaces()
+    let namespace: String
+    let interfaceIndex: UInt32
+    let peerMAC = MACAddress("02:00:00:00:00:aa")!
+
+    init() throws {
+        namespace = try namespaces.topology.addNode("underlay")
+        try namespaces.topology.addLoneLink(.init(namespace, "u0", "198.18.0.1/24"))
+        try namespaces.must(namespace, ["ip", "neigh", "add", "198.18.0.2", "lladdr", "\(peerMAC)", "dev", "u0", "nud", "permanent"])
+        let index = try namespaces.must(namespace, ["cat", "/sys/class/net/u0/ifindex"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        interfaceIndex = UInt32(index) ?? 0
+    }
+
+    func run(_ program: LoadedProgram, _ frame: Frame) throws -> ProgramTestRun.Outcome {
+        var outcome: Result<ProgramTestRun.Outcome, any Error>?
+        try NetworkNamespace.entered("/run/netns/\(namespace)") {
+            outcome = Result { try program.run(frame.bytes, ingressInterface: interfaceIndex) }
+        }
+        return try outcome!.get()
     }
 }
 

@@ -21,7 +21,8 @@ struct SharedHeaderTests {
     @Test("Every counter slot has a Swift name, and each Swift name one slot")
     func everyCounterHasASwiftName() {
         let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .passedToStack, .droppedBadVNI, .droppedUnknownPeer,
-                                         .droppedSpoofedSource, .droppedMalformed, .encapsulatedFromStack, .droppedNoPeer, .droppedPodSpoofedSource, .droppedUntrustedUnderlay]
+                                         .droppedSpoofedSource, .droppedMalformed, .encapsulatedFromStack, .droppedNoPeer, .droppedPodSpoofedSource, .droppedUntrustedUnderlay,
+                                         .droppedUnderlayWrongHop, .passedUnverifiedHop]
         #expect(Set(named) == Set(DataplaneCounter.allCases))
         #expect(Set(named).count == named.count)
     }

@@ -14,7 +14,7 @@ struct NetlinkNamespaceTests {
         let namespaces = Namespaces()
         let ns = try namespaces.add("node")
         try namespaces.topology.addLoneLink(.init(ns, "u1", "198.18.0.1/24"))
-        let netlink = try NetlinkSocket(namespacePath: "/run/netns/\(ns)")
+        let netlink = try NetlinkSocket.opened(inNamespace: "/run/netns/\(ns)")
         let underlay = try #require(try netlink.link(named: "u1"))
         let mac = MACAddress("0a:58:0a:f4:01:00")!
         let settings = VXLANSettings.flannel(vni: 1, local: IPv4Address("198.18.0.1")!, underlayIndex: underlay.index, port: 8472)
@@ -65,11 +65,11 @@ struct NetlinkNamespaceTests {
     func errors() throws {
         let namespaces = Namespaces()
         let ns = try namespaces.add("node")
-        let netlink = try NetlinkSocket(namespacePath: "/run/netns/\(ns)")
+        let netlink = try NetlinkSocket.opened(inNamespace: "/run/netns/\(ns)")
         #expect(try netlink.link(named: "eth9") == nil)
         let route = Route(destination: IPv4Prefix("10.244.2.0/24")!, gateway: IPv4Address("198.18.0.2")!, interfaceIndex: 999)
         let error = #expect(throws: SystemCallError.self) { try netlink.replaceRoute(route) }
         #expect(error?.description.hasPrefix("install route 10.244.2.0/24 via 198.18.0.2 dev 999:") == true)
-        #expect(throws: SystemCallError.self) { try NetlinkSocket(namespacePath: "/run/netns/\(namespaces.tag)-missing") }
+        #expect(throws: SystemCallError.self) { try NetlinkSocket.opened(inNamespace: "/run/netns/\(namespaces.tag)-missing") }
     }
 }

@@ -57,7 +57,9 @@ enum weft_counter {
 	WEFT_CTR_DROP_NO_PEER = 9,         /* routed into the overlay with no VXLAN peer for it */
 	WEFT_CTR_DROP_POD_SPOOFED = 10,    /* a pod sent from an address that is not its own */
 	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 11, /* plain IP to the cluster network from no direct peer */
-	WEFT_CTR_COUNT = 12,
+	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 12, /* a direct peer's traffic from another host's MAC */
+	WEFT_CTR_PASSED_UNVERIFIED_HOP = 13,   /* a direct peer's, with no neighbour entry to check the hop against */
+	WEFT_CTR_COUNT = 14,
 };
 
 struct weft_counter_value {

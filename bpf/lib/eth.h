@@ -11,4 +11,13 @@ static __always_inline void rewrite_macs(struct ethhdr *eth, const __u8 *dst, co
 	__builtin_memcpy(eth->h_source, src, ETH_ALEN);
 }
 
+/* True when two MACs are equal. */
+static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
+{
+	for (int i = 0; i < ETH_ALEN; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
 #endif

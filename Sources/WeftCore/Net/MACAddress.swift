@@ -7,6 +7,9 @@ public struct MACAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.bytes = bytes
     }
 
+    /// 00:00:00:00:00:00, where an entry needs a MAC but none matters.
+    public static let zero = MACAddress(bytes: [0, 0, 0, 0, 0, 0])!
+
     /// Parses `aa:bb:cc:dd:ee:ff` (either case).
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
