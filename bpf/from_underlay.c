@@ -118,12 +118,26 @@ static __always_inline int in_cluster(__u32 addr)
 	return weft_cluster_mask && (addr & weft_cluster_mask) == weft_cluster_network;
 }
 
+/* Pod-to-pod traffic from a direct peer goes straight in; its host's, to the kernel. */
+static __always_inline int deliver_from_direct_peer(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip)
+{
+	struct weft_endpoint *endpoint;
+	struct weft_peer *sender;
+
+	if (ip->ttl <= 1)
+		return TC_ACT_OK;
+	endpoint = lookup_endpoint(ip->daddr);
+	sender = lookup_peer(ip->saddr);
+	if (!endpoint || !sender || sender->mode != WEFT_MODE_DIRECT)
+		return TC_ACT_OK;
+	return deliver_local(skb, eth, ip, endpoint);
+}
+
 SEC("tc")
 int from_underlay(struct __sk_buff *skb)
 {
 	struct cursor cursor = cursor_start(skb);
 	struct ethhdr *eth = parse_eth(&cursor);
-	struct weft_endpoint *endpoint;
 	struct iphdr *ip;
 	__u32 peer_ip;
 
@@ -142,6 +156,8 @@ int from_underlay(struct __sk_buff *skb)
 	/* The host's own traffic (NodePorts before DNAT among it) is not ours. */
 	if (!in_cluster(ip->daddr))
 		return TC_ACT_OK;
+	if (!weft_check_underlay_source)
+		return deliver_from_direct_peer(skb, eth, ip);
 	peer_ip = direct_peer_of(ip);
 	if (!peer_ip) {
 		count(skb, WEFT_CTR_DROP_UNDERLAY_UNTRUSTED);
@@ -158,13 +174,7 @@ int from_underlay(struct __sk_buff *skb)
 	case HOP_PEER:
 		break;
 	}
-	if (ip->ttl <= 1)
-		return TC_ACT_OK;
-	endpoint = lookup_endpoint(ip->daddr);
-	/* Pod-to-pod traffic from a direct peer goes straight in; its host's, to the kernel. */
-	if (!endpoint || !lookup_peer(ip->saddr))
-		return TC_ACT_OK;
-	return deliver_local(skb, eth, ip, endpoint);
+	return deliver_from_direct_peer(skb, eth, ip);
 }
 
 char LICENSE[] SEC("license") = "GPL";

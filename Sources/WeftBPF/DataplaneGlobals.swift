@@ -13,11 +13,14 @@ public struct DataplaneGlobals: Sendable, Equatable {
     public var tunnelMTU: UInt32
     /// Drop what a pod sends from any address but its own.
     public var checkPodSource: Bool
+    /// Drop plain IP to the cluster network from the underlay unless a direct peer sent it.
+    public var checkUnderlaySource: Bool
     /// The cluster network: unencapsulated traffic to it is taken from direct peers only.
     public var clusterNetwork: IPv4Prefix?
 
     public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
-                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true, clusterNetwork: IPv4Prefix? = nil) {
+                underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true, checkUnderlaySource: Bool = true,
+                clusterNetwork: IPv4Prefix? = nil) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
@@ -25,6 +28,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.underlayInterfaceIndex = underlayInterfaceIndex
         self.tunnelMTU = tunnelMTU
         self.checkPodSource = checkPodSource
+        self.checkUnderlaySource = checkUnderlaySource
         self.clusterNetwork = clusterNetwork
     }
 
@@ -36,6 +40,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         try object.setGlobal("weft_underlay_ifindex", underlayInterfaceIndex)
         try object.setGlobal("weft_tunnel_mtu", tunnelMTU)
         try object.setGlobal("weft_check_pod_source", UInt8(checkPodSource ? 1 : 0))
+        try object.setGlobal("weft_check_underlay_source", UInt8(checkUnderlaySource ? 1 : 0))
         // Both in network byte order, as the programs compare them with packet fields.
         try object.setGlobal("weft_cluster_network", (clusterNetwork?.network.value ?? 0).bigEndian)
         try object.setGlobal("weft_cluster_mask", (clusterNetwork?.mask ?? 0).bigEndian)

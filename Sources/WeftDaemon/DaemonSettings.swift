@@ -21,8 +21,8 @@ public struct DaemonSettings: Sendable {
     public var fullyRandomMasquerade = true
     /// `--iptables-resync`: how often the rules are checked and put back.
     public var rulesResync: Duration = .seconds(5)
-    /// `--no-pod-source-check` turns off the BPF dataplane's drop of pod traffic from addresses not the pod's.
-    public var podSourceCheck = true
+    /// `--no-pod-source-check` and `--no-underlay-source-check` turn these off.
+    public var sourceChecks = SourceChecks()
     public var dataplane = DataplaneChoice.auto
     public var pinDirectory = "/run/weft/bpf"
     public var programs = BPFPrograms.locate()

@@ -77,9 +77,12 @@ public final class NodeDaemon: Sendable {
 
         let dataplane = try dataplanes.make(node, mode: choice.mode, logger: logger)
         try dataplane.setUp()
+        // The BPF dataplane checks the underlay in from_underlay; the kernel's needs a rule.
+        let underlayGuard = choice.mode == .kernel && settings.sourceChecks.underlay
+            ? UnderlayGuard.Scope(interface: node.underlayInterface, network: node.network) : nil
         let rules = dataplanes.rules(FlannelRules(network: node.network, subnet: node.subnet, masquerade: settings.ipMasquerade,
                                                   forward: settings.forwardRules, fullyRandom: settings.fullyRandomMasquerade),
-                                     tool: config.enableNFTables ? .nftables : .iptables)
+                                     underlayGuard: underlayGuard, tool: config.enableNFTables ? .nftables : .iptables)
         installRules(rules, nftables: config.enableNFTables)
         let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
         let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })
@@ -116,7 +119,7 @@ public final class NodeDaemon: Sendable {
     /// leaves the node not ready with the reason, and the supervisor tries again every resync.
     private func installRules(_ rules: any RuleKeeper, nftables: Bool) {
         do {
-            let changes = try rules.ensure()
+            let changes = try rules.ensure(directPeers: nil)
             if !changes.isEmpty {
                 logger.notice("installed flanneld's masquerade and forward rules", metadata: [
                     "tool": "\(nftables ? "nft" : "iptables")", "masquerade": "\(settings.ipMasquerade)",

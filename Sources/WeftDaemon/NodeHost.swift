@@ -43,8 +43,9 @@ public protocol DataplaneFactory: Sendable {
     func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane
     /// What wakes the supervisor when the host network changes under the dataplane.
     func namespaceChanges() throws -> any NamespaceChanges
-    /// What keeps flanneld's masquerade and forward rules on the node.
-    func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper
+    /// What keeps flanneld's masquerade and forward rules, and the underlay guard where
+    /// `underlayGuard` says, on the node.
+    func rules(_ rules: FlannelRules, underlayGuard: UnderlayGuard.Scope?, tool: NetfilterRules.Tool) -> any RuleKeeper
 }
 
 /// The machine itself, over netlink.
@@ -81,12 +82,12 @@ public struct LinuxHost: NodeHost {
 public struct SystemDataplanes: DataplaneFactory {
     public let programs: BPFPrograms
     public let pinDirectory: String
-    public let checkPodSource: Bool
+    public let sourceChecks: SourceChecks
 
-    public init(programs: BPFPrograms, pinDirectory: String, checkPodSource: Bool = true) {
+    public init(programs: BPFPrograms, pinDirectory: String, sourceChecks: SourceChecks = SourceChecks()) {
         self.programs = programs
         self.pinDirectory = pinDirectory
-        self.checkPodSource = checkPodSource
+        self.sourceChecks = sourceChecks
     }
 
     public func select(_ choice: DataplaneChoice) throws -> DataplaneSelection {
@@ -103,7 +104,7 @@ public struct SystemDataplanes: DataplaneFactory {
 
     public func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane {
         switch mode {
-        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger, checkPodSource: checkPodSource)
+        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger, sourceChecks: sourceChecks)
         case .kernel: try KernelDataplane(settings: node, logger: logger)
         }
     }
@@ -112,7 +113,7 @@ public struct SystemDataplanes: DataplaneFactory {
         try NetlinkNamespaceChanges()
     }
 
-    public func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper {
-        NetfilterRules(rules, tool: tool)
+    public func rules(_ rules: FlannelRules, underlayGuard: UnderlayGuard.Scope?, tool: NetfilterRules.Tool) -> any RuleKeeper {
+        NetfilterRules(rules, underlayGuard: underlayGuard, tool: tool)
     }
 }

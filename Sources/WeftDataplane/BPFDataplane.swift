@@ -17,13 +17,13 @@ public final class BPFDataplane: Dataplane {
     private let netlink: NetlinkSocket
     private let logger: Logger
 
-    /// Whether from_pod drops what a pod sends from an address not its own (on by default).
-    public let checkPodSource: Bool
+    /// What from_pod and from_underlay refuse for the source a packet claims.
+    public let sourceChecks: SourceChecks
     /// False once the kernel refused a managed neighbour entry (used from the supervisor's thread only).
     private var managedNeighboursWork = true
 
-    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, checkPodSource: Bool = true) throws {
-        self.checkPodSource = checkPodSource
+    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, sourceChecks: SourceChecks = SourceChecks()) throws {
+        self.sourceChecks = sourceChecks
         self.settings = settings
         self.pinDirectory = pinDirectory
         self.programs = programs
@@ -48,7 +48,8 @@ public final class BPFDataplane: Dataplane {
                                        vxlanInterfaceIndex: UInt32(vxlan?.index ?? 0),
                                        vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
                                        underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU,
-                                       checkPodSource: checkPodSource, clusterNetwork: settings.network)
+                                       checkPodSource: sourceChecks.pod, checkUnderlaySource: sourceChecks.underlay,
+                                       clusterNetwork: settings.network)
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []
         for name in BPFPrograms.names {
@@ -125,7 +126,7 @@ public final class BPFDataplane: Dataplane {
     /// without managed entries (before 5.16) leaves the table to ARP, and traffic from a peer
     /// with no entry yet goes to the kernel unchecked (`passed_unverified_hop`).
     private func keepDirectPeersResolved(_ peers: Set<IPv4Address>, underlay: Int32) throws {
-        guard managedNeighboursWork else { return }
+        guard managedNeighboursWork, sourceChecks.underlay else { return }
         let managed = Set(try netlink.managedNeighbours(index: underlay))
         for address in peers.subtracting(managed).sorted() {
             let refused: SystemCallError?

@@ -37,10 +37,12 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     }
 
     private let makeChanges: @Sendable () throws -> any NamespaceChanges
-    /// The masquerade and forward rules, checked every `rulesInterval`: netlink says nothing
+    /// The netfilter rules (masquerade, forward, underlay guard), checked every `rulesInterval`: netlink says nothing
     /// of netfilter, so a timer (flanneld's `--iptables-resync`) is all that notices a flush.
     private let rules: (any RuleKeeper)?
     private let rulesInterval: Duration
+    /// The direct peers of the last plan, which the underlay guard lets in (only `run`'s thread touches it).
+    private var directPeers: [IPv4Prefix: IPv4Address]?
 
     /// - Parameter changes: what tells the supervisor the host network changed; netlink by default.
     public init(dataplane: any Dataplane, peers: PeerSet, interval: Duration = .seconds(2), logger: Logger,
@@ -106,6 +108,14 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         let plan = try dataplane.plan(peers: peers.leases)
         let report = try dataplane.apply(plan, since: previous)
         applied = plan
+        if rules != nil, plan.directRoutes != directPeers {
+            // At once, not at the next rules check: the guard drops a new peer's traffic until then.
+            directPeers = plan.directRoutes
+            attempt("update the netfilter rules for the direct peers") {
+                let changes = try rules!.ensure(directPeers: directPeers)
+                if !changes.isEmpty { logger.info("updated the netfilter rules for the direct peers", metadata: ["changes": "\(changes.joined(separator: "; "))"]) }
+            }
+        }
         let elapsed = ContinuousClock.now - start
         for rejection in RejectedLease.newlyRejected(plan.rejected, since: loggedRejections) {
             logger.warning("rejected a lease; it is not programmed", metadata: [
@@ -158,7 +168,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             }
             if clock.now >= nextRulesCheck {
                 nextRulesCheck = clock.now + rulesInterval
-                attempt("check the masquerade and forward rules") { try checkRules() }
+                attempt("check the netfilter rules") { try checkRules() }
             }
             if namespaceChangedNow {
                 namespaceChanged = true
@@ -172,11 +182,11 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         }
     }
 
-    /// Puts back the masquerade and forward rules where they differ; returns what it changed.
+    /// Puts back the masquerade, forward and underlay rules where they differ; returns what it changed.
     @discardableResult
     public func checkRules() throws -> [String] {
         guard let rules else { return [] }
-        let repairs = try rules.ensure()
+        let repairs = try rules.ensure(directPeers: directPeers)
         if !repairs.isEmpty { observer(.repaired(count: repairs.count)) }
         for repair in repairs {
             logger.notice("repaired the dataplane", metadata: ["repair": "\(repair)", "mode": "\(dataplane.mode.rawValue)"])

@@ -117,8 +117,8 @@ struct FlannelRulesTests {
             """)
         let none = FlannelRules(network: rules.network, subnet: rules.subnet, masquerade: false, forward: false)
         #expect(none.iptablesRestore(from: IPTablesSave(Self.empty)) == nil)
-        #expect(FlannelRules.iptablesRemoval(from: IPTablesSave(Self.empty)) == nil)
-        let removal = try #require(FlannelRules.iptablesRemoval(from: IPTablesSave(Self.flanneldSave)))
+        #expect(IPTablesChain.removal(of: FlannelRules.places, from: IPTablesSave(Self.empty)) == nil)
+        let removal = try #require(IPTablesChain.removal(of: FlannelRules.places, from: IPTablesSave(Self.flanneldSave)))
         #expect(removal.contains("-X FLANNEL-FWD") && removal.contains("-X FLANNEL-POSTRTG"))
         #expect(!removal.contains("docker0"))
     }

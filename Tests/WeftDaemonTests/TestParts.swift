@@ -70,7 +70,7 @@ final class RecordingDataplanes: DataplaneFactory, @unchecked Sendable {
     func namespaceChanges() throws -> any NamespaceChanges { QuietNamespace() }
 
     let keeper = RecordingRules()
-    func rules(_ rules: FlannelRules, tool: NetfilterRules.Tool) -> any RuleKeeper {
+    func rules(_ rules: FlannelRules, underlayGuard: UnderlayGuard.Scope?, tool: NetfilterRules.Tool) -> any RuleKeeper {
         keeper.wanted.withLock { $0 = (rules, tool) }
         return keeper
     }
@@ -81,7 +81,7 @@ final class RecordingRules: RuleKeeper, Sendable {
     let wanted = Mutex<(FlannelRules, NetfilterRules.Tool)?>(nil)
     let checks = Mutex(0)
 
-    func ensure() throws -> [String] {
+    func ensure(directPeers: [IPv4Prefix: IPv4Address]?) throws -> [String] {
         checks.withLock { $0 += 1 }
         return []
     }

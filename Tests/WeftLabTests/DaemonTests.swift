@@ -85,14 +85,16 @@ struct DaemonTests {
         // Everything the daemon would write goes to the test's own directory; it stops before any kernel state.
         let daemon = try WeftProcess.Running(["daemon", "--etcd-endpoints", cluster.endpoints.joined(separator: ","), "--etcd-cafile", otherCA,
                                               "--etcd-certfile", server.clientCertificate, "--etcd-keyfile", server.clientKey,
+                                              "--etcd-username", "root", "--etcd-password", "pw-never-shown",
                                               "--pin-dir", files.file("pins"), "--subnet-file", files.file("subnet.env"),
-                                              "--status-file", files.file("status.json"), "--iface", "lo"])
+                                              "--status-file", files.file("status.json"), "--iface", "lo", "--log-level", "debug"])
         let exited = try waitUntil(seconds: 15) { kill(daemon.pid, 0) != 0 || (try? String(contentsOfFile: "/proc/\(daemon.pid)/stat", encoding: .utf8))?.contains(") Z ") == true }
         if !exited { daemon.stop() }
         let result = daemon.finish()
         #expect(exited, "the daemon kept retrying a configuration no retry fixes")
         #expect(result.status != 0)
         #expect(result.stderr.contains("not signed by the CA in --etcd-cafile \(otherCA)"), "\(result.stderr)")
+        #expect(!(result.stderr + result.stdout).contains("pw-never-shown"), "the password stays out of the log, even at debug level")
         #expect(!FileManager.default.fileExists(atPath: files.file("subnet.env")))
     }
 

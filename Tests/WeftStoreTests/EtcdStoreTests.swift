@@ -214,5 +214,15 @@ struct EtcdStoreTests {
         let root = SubnetRegistry(store: try EtcdStore(EtcdConnection(endpoints: cluster.endpoints, username: "root", password: "s3cret")), logger: recorder.logger())
         _ = try #require(try await root.createLease(subnet: IPv4Prefix("10.10.8.0/24")!, attributes: vxlan("198.18.0.8"), ttlSeconds: 60))
         #expect(try await root.leases().leases.count == 1)
+
+        // Neither password appears in a log line, an error, or the connection printed or dumped.
+        let connection = EtcdConnection(endpoints: cluster.endpoints, username: "root", password: "s3cret")
+        var dumped = ""
+        dump(connection, to: &dumped)
+        let shown = recorder.messages + ["\(refused.map { "\($0)" } ?? "")", "\(connection)", String(reflecting: connection), dumped]
+        for text in shown {
+            #expect(!text.contains("s3cret") && !text.contains("nope"), "\(text)")
+        }
+        #expect("\(connection)".contains("password (hidden)"))
     }
 }

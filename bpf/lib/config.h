@@ -22,5 +22,8 @@ const volatile __u32 weft_cluster_network = 0;
 const volatile __u32 weft_cluster_mask = 0;
 /* Drop what a pod sends from an address that is not its own (1), or let it through (0). */
 const volatile __u8 weft_check_pod_source = 1;
+/* Drop plain IP to the cluster network from the underlay unless a direct peer sent it (1),
+ * or leave it to the kernel (0), for routers outside the cluster that route to pods. */
+const volatile __u8 weft_check_underlay_source = 1;
 
 #endif

@@ -25,6 +25,26 @@ public struct EtcdConnection: Sendable, Equatable {
     }
 }
 
+/// Printed, logged or dumped, a connection never shows its password.
+extension EtcdConnection: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public var description: String {
+        var parts = ["endpoints \(endpoints.joined(separator: ","))"]
+        for (flag, path) in [("cafile", caFile), ("certfile", certFile), ("keyfile", keyFile)] {
+            if let path { parts.append("--etcd-\(flag) \(path)") }
+        }
+        if let username { parts.append("user \(username)") }
+        if password != nil { parts.append("password (hidden)") }
+        return "etcd " + parts.joined(separator: ", ")
+    }
+
+    public var debugDescription: String { description }
+
+    public var customMirror: Mirror {
+        Mirror(self, children: ["endpoints": endpoints, "caFile": caFile as Any, "certFile": certFile as Any, "keyFile": keyFile as Any,
+                                "username": username as Any, "password": password == nil ? "none" : "(hidden)"])
+    }
+}
+
 /// etcd's v3 JSON gateway over HTTP(S): several endpoints tried in turn (a failed one is
 /// skipped until the others fail too), TLS with a CA and a client certificate, and
 /// username/password authentication with a token renewed when etcd rejects it.

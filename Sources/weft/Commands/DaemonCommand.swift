@@ -48,6 +48,8 @@ struct DaemonCommand: AsyncParsableCommand {
     var iptablesResync: Int?
     @Flag(inversion: .prefixedNo, help: "On the BPF dataplane, drop what a pod sends from an address not its own (off only for pods that must send from other addresses, such as a router or a VPN gateway in a pod). [default: on]")
     var podSourceCheck: Bool?
+    @Flag(inversion: .prefixedNo, help: "Drop plain IP from the underlay to the cluster network unless a direct peer (host-gw, DirectRouting) sent it from its own interface: in from_underlay on the BPF dataplane, in the raw table's WEFT-UNDERLAY chain on the kernel dataplane (off only where routers outside the cluster route to pod IPs). [default: on]")
+    var underlaySourceCheck: Bool?
     @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel. [default: auto]")
     var dataplane: DataplaneChoice?
     @Option(help: "The bpffs directory for the BPF dataplane's pins. [default: /run/weft/bpf]")
@@ -61,9 +63,9 @@ struct DaemonCommand: AsyncParsableCommand {
     var checkCommandLine = false
 
     /// The boolean flags, which flanneld's command lines may give as `--flag=true`.
-    static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules", "pod-source-check"]
+    static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules", "pod-source-check", "underlay-source-check"]
     /// The boolean flags that are on unless turned off.
-    static let flagsOnByDefault: Set<String> = ["iptables-forward-rules", "pod-source-check"]
+    static let flagsOnByDefault: Set<String> = ["iptables-forward-rules", "pod-source-check", "underlay-source-check"]
 
     /// Every flag `weft daemon` takes, read off its own help, so a `FLANNELD_*` variable
     /// for anything else can be named.
@@ -105,7 +107,7 @@ struct DaemonCommand: AsyncParsableCommand {
         do {
             try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
                                  dataplanes: SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory,
-                                                              checkPodSource: settings.podSourceCheck), logger: logger).run()
+                                                              sourceChecks: settings.sourceChecks), logger: logger).run()
         } catch let error as OutOfSubnetsError {
             throw CommandFailure("\(error)")
         } catch let error as NetworkConfigLoadError {
@@ -162,7 +164,8 @@ struct DaemonCommand: AsyncParsableCommand {
         let resync = try integer(iptablesResync, "iptables-resync") ?? 5
         guard resync > 0 else { throw CommandFailure("--iptables-resync \(resync): must be 1 second or more") }
         settings.rulesResync = .seconds(resync)
-        settings.podSourceCheck = try boolean(podSourceCheck, "pod-source-check") ?? true
+        settings.sourceChecks = SourceChecks(pod: try boolean(podSourceCheck, "pod-source-check") ?? true,
+                                             underlay: try boolean(underlaySourceCheck, "underlay-source-check") ?? true)
         if let text = env("dataplane"), dataplane == nil {
             guard let choice = DataplaneChoice(rawValue: text) else { throw CommandFailure("FLANNELD_DATAPLANE=\(text): expected auto, bpf or kernel") }
             settings.dataplane = choice
