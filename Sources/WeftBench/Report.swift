@@ -51,7 +51,8 @@ public struct BenchReport: Codable, Sendable {
 
     /// The comparisons the project's goals are stated in.
     public static let comparisons = [("bpf-vxlan", "kernel-vxlan"), ("bpf-host-gw", "kernel-host-gw"),
-                                     ("bpf-vxlan", "underlay"), ("bpf-host-gw", "underlay")]
+                                     ("bpf-vxlan", "underlay"), ("bpf-host-gw", "underlay"),
+                                     ("bpf-vxlan", "bpf-vxlan-unchecked"), ("bpf-host-gw", "bpf-host-gw-unchecked")]
 
     public func table() -> String {
         func format(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }

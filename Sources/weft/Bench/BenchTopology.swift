@@ -15,6 +15,9 @@ final class BenchTopology {
     private var servers: [ChildProcess] = []
 
     static let modes = ["underlay", "kernel-vxlan", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
+    /// The BPF modes with the source checks off (`--no-pod-source-check`,
+    /// `--no-underlay-source-check`): what the checks cost, measured in the same run.
+    static let uncheckedModes = ["bpf-vxlan-unchecked", "bpf-host-gw-unchecked"]
 
     init(mode: String, root: String) {
         self.mode = mode
@@ -36,7 +39,8 @@ final class BenchTopology {
         for n in [1, 2] { try topology.addNode("n\(n)") }
         try topology.join(.init(node(1), "u1", "198.18.0.1/24"), .init(node(2), "u2", "198.18.0.2/24"))
         guard usesPods else { return }
-        let vxlan = mode.hasSuffix("vxlan")
+        let unchecked = mode.hasSuffix("-unchecked")
+        let vxlan = mode.hasPrefix("bpf-vxlan") || mode.hasPrefix("kernel-vxlan")
         let dataplane = mode.hasPrefix("bpf") ? "bpf" : "kernel"
         try #"{"Network":"10.244.0.0/16","Backend":{"Type":"\#(vxlan ? "vxlan" : "host-gw")"}}"#
             .write(toFile: "\(directory)/net-conf.json", atomically: true, encoding: .utf8)
@@ -57,7 +61,7 @@ final class BenchTopology {
             try Command.must(["ip", "netns", "exec", node(n), weft, "dataplane", "up", "--net-config-path", "\(directory)/net-conf.json",
                               "--subnet", "10.244.\(n).0/24", "--iface", "u\(n)", "--vtep-mac", "0a:58:00:00:00:0\(n)",
                               "--peers", "\(directory)/peers-\(n).json", "--pin-dir", pins, "--dataplane", dataplane,
-                              "--log-level", "warning"])
+                              "--log-level", "warning"] + (unchecked ? ["--no-pod-source-check", "--no-underlay-source-check"] : []))
             if dataplane == "bpf" {
                 let mac = try Command.must(["ip", "netns", "exec", pod(n), "cat", "/sys/class/net/eth0/address"])
                     .trimmingCharacters(in: .whitespacesAndNewlines)

@@ -33,6 +33,9 @@ struct DataplaneCommand: ParsableCommand {
         @Option(help: "Peers' leases as `weft leases list --json` prints them.") var peers: String?
         @Option(help: "auto (BPF when the probe passes, else the kernel), bpf or kernel.") var dataplane: DataplaneChoice = .auto
         @Option(help: "The bpffs directory for pins.") var pinDir: String = PinnedMaps.defaultDirectory
+        @Flag(inversion: .prefixedNo, help: "Drop what a pod sends from an address not its own (BPF dataplane).") var podSourceCheck = true
+        @Flag(inversion: .prefixedNo, help: "Drop plain IP from the underlay to the cluster network unless a direct peer sent it (BPF dataplane).")
+        var underlaySourceCheck = true
         @OptionGroup var programs: Programs
 
         /// The peers file's leases, older first in the order the file lists them.
@@ -54,7 +57,8 @@ struct DataplaneCommand: ParsableCommand {
                 return ip
             } ?? netlink.addresses(index: underlay.index).first?.address
             guard let publicIP else { throw CommandFailure("--iface \(iface) has no IPv4 address; give one or pass --public-ip") }
-            let dataplanes = SystemDataplanes(programs: programs.programs, pinDirectory: pinDir)
+            let dataplanes = SystemDataplanes(programs: programs.programs, pinDirectory: pinDir,
+                                              sourceChecks: SourceChecks(pod: podSourceCheck, underlay: underlaySourceCheck))
             let selection = try dataplanes.select(dataplane)
             logger.notice("dataplane selected", metadata: ["mode": "\(selection.mode.rawValue)", "reason": "\(selection.reason)"])
             let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
