@@ -7,6 +7,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#define WEFT_HOOK WEFT_HOOK_FROM_OVERLAY
 #include "lib/config.h"
 #include "lib/parse.h"
 #include "lib/maps.h"
@@ -20,42 +21,31 @@ int from_overlay(struct __sk_buff *skb)
 	struct weft_endpoint *endpoint;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	__u32 outer_source;
+	struct tunnel_facts tunnel;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0))
-		goto pass;
-	if (key.tunnel_id != weft_vni) {
-		count(skb, WEFT_CTR_DROP_BAD_VNI);
-		return TC_ACT_SHOT;
-	}
-	outer_source = bpf_htonl(key.remote_ipv4);
-	if (!peer_at(outer_source, WEFT_MODE_VXLAN)) {
-		count(skb, WEFT_CTR_DROP_UNKNOWN_PEER);
-		return TC_ACT_SHOT;
-	}
-
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, NULL);
+	tunnel.vni = key.tunnel_id;
+	tunnel.peer = bpf_htonl(key.remote_ipv4);
 	eth = parse_eth(&cursor);
+	ip = eth && eth->h_proto == bpf_htons(ETH_P_IP) ? parse_ipv4(&cursor) : NULL;
+	if (key.tunnel_id != weft_vni)
+		return drop(skb, WEFT_CTR_DROP_BAD_VNI, ip, &tunnel);
+	if (!peer_at(tunnel.peer, WEFT_MODE_VXLAN))
+		return drop(skb, WEFT_CTR_DROP_UNKNOWN_PEER, ip, &tunnel);
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		goto pass;
-	ip = parse_ipv4(&cursor);
-	if (!ip) {
-		count(skb, WEFT_CTR_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	if (!ip)
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
 	/* The inner source must belong to the subnet of the peer that sent it. */
-	if (!peer_owns_source(outer_source, ip->saddr)) {
-		count(skb, WEFT_CTR_DROP_SPOOFED_SOURCE);
-		return TC_ACT_SHOT;
-	}
+	if (!peer_owns_source(tunnel.peer, ip->saddr))
+		return drop(skb, WEFT_CTR_DROP_SPOOFED_SOURCE, ip, &tunnel);
 	if (ip->ttl <= 1)
-		goto pass;
+		return pass(skb, WEFT_CTR_PASSED_TTL_EXPIRING, ip);
 	endpoint = lookup_endpoint(ip->daddr);
 	if (endpoint)
-		return deliver_local(skb, eth, ip, endpoint);
-
-pass:
-	count(skb, WEFT_CTR_PASSED_TO_STACK);
-	return TC_ACT_OK;
+		return deliver_local(skb, eth, ip, endpoint, &tunnel);
+	return pass(skb, WEFT_CTR_PASSED_NO_ROUTE, ip);
 }
 
 char LICENSE[] SEC("license") = "GPL";

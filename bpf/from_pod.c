@@ -8,9 +8,11 @@
 #include <linux/socket.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#define WEFT_HOOK WEFT_HOOK_FROM_POD
 #include "lib/config.h"
 #include "lib/parse.h"
 #include "lib/maps.h"
+#include "lib/observe.h"
 #include "lib/eth.h"
 #include "lib/ipv4.h"
 #include "lib/deliver.h"
@@ -30,12 +32,12 @@ static __always_inline int fits_tunnel(struct __sk_buff *skb, struct iphdr *ip)
 static __always_inline int encapsulate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,
 				       const struct weft_peer *peer)
 {
+	struct tunnel_facts tunnel = { .vni = weft_vni, .peer = peer->underlay_ip };
+
+	decided(skb, WEFT_CTR_ENCAPSULATED, ip, &tunnel);
 	decrement_ttl(ip);
-	if (set_tunnel(skb, eth, peer)) {
-		count(skb, WEFT_CTR_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	count(skb, WEFT_CTR_ENCAPSULATED);
+	if (set_tunnel(skb, eth, peer))
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
 	return bpf_redirect(weft_vxlan_ifindex, 0);
 }
 
@@ -46,8 +48,10 @@ static __always_inline int route_direct(struct __sk_buff *skb, struct iphdr *ip,
 		.ipv4_nh = peer->underlay_ip,
 	};
 
+	struct tunnel_facts next = { .peer = peer->underlay_ip };
+
+	decided(skb, WEFT_CTR_ROUTED_DIRECT, ip, &next);
 	decrement_ttl(ip);
-	count(skb, WEFT_CTR_ROUTED_DIRECT);
 	return bpf_redirect_neigh(weft_underlay_ifindex, &nexthop, sizeof(nexthop), 0);
 }
 
@@ -71,37 +75,29 @@ int from_pod(struct __sk_buff *skb)
 
 	/* ARP, IPv6 and runts: the kernel answers them as it always has. */
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		goto pass;
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	ip = parse_ipv4(&cursor);
 	if (!ip)
-		goto pass;
-	if (weft_check_pod_source && !sent_by_its_pod(skb, ip)) {
-		count(skb, WEFT_CTR_DROP_POD_SPOOFED);
-		return TC_ACT_SHOT;
-	}
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	if (weft_check_pod_source && !sent_by_its_pod(skb, ip))
+		return drop(skb, WEFT_CTR_DROP_POD_SPOOFED, ip, NULL);
 	/* TTL expiring here: let the kernel send ICMP time exceeded. */
 	if (ip->ttl <= 1)
-		goto pass;
+		return pass(skb, WEFT_CTR_PASSED_TTL_EXPIRING, ip);
 
 	endpoint = lookup_endpoint(ip->daddr);
 	if (endpoint)
-		return deliver_local(skb, eth, ip, endpoint);
+		return deliver_local(skb, eth, ip, endpoint, NULL);
 
 	peer = lookup_peer(ip->daddr);
-	if (!peer)
-		goto pass;
+	if (!peer || (peer->mode != WEFT_MODE_DIRECT && peer->mode != WEFT_MODE_VXLAN))
+		return pass(skb, WEFT_CTR_PASSED_NO_ROUTE, ip);
 	if (peer->mode == WEFT_MODE_DIRECT)
 		return route_direct(skb, ip, peer);
-	if (peer->mode != WEFT_MODE_VXLAN)
-		goto pass;
 	/* Too big for the tunnel: the kernel fragments it or sends "fragmentation needed". */
 	if (!fits_tunnel(skb, ip))
-		goto pass;
+		return pass(skb, WEFT_CTR_PASSED_TOO_BIG, ip);
 	return encapsulate(skb, eth, ip, peer);
-
-pass:
-	count(skb, WEFT_CTR_PASSED_TO_STACK);
-	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -10,6 +10,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#define WEFT_HOOK WEFT_HOOK_FROM_UNDERLAY
 #include "lib/config.h"
 #include "lib/parse.h"
 #include "lib/maps.h"
@@ -29,34 +30,36 @@
 static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
 					 struct udphdr *udp)
 {
+	struct tunnel_facts tunnel = { .vni = weft_vni, .peer = outer->saddr };
 	struct weft_endpoint *endpoint;
 	struct vxlan_header *vxlan;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 
 	if (skb->pkt_type != PACKET_HOST || skb->gso_size || udp->check)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	if (outer->ihl != 5 || (outer->frag_off & IPV4_FRAGMENT_BITS) || (outer->tos & IPV4_ECN_CE) == IPV4_ECN_CE)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	/* What ip_rcv would check of the outer header: its checksum, and a length that
 	 * neither truncates nor pads the frame. */
 	if (!ipv4_checksum_valid(outer) || bpf_ntohs(outer->tot_len) != skb->len - ETH_HLEN)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	vxlan = parse_vxlan(cursor);
 	if (!vxlan || vxlan->flags != VXLAN_FLAG_VNI_VALID || vxlan->vni != bpf_htonl(weft_vni << 8))
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	eth = parse_eth(cursor);
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	ip = parse_ipv4(cursor);
 	if (!ip || ip->protocol == IPPROTO_TCP || ip->ttl <= 1)
-		return TC_ACT_OK;
-	/* The same checks as from_overlay: a known peer, sending from its own subnet. */
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+	/* The same checks as from_overlay: a known peer, sending from its own subnet; the vxlan
+	 * device and from_overlay count and drop what fails them. */
 	if (!peer_at(outer->saddr, WEFT_MODE_VXLAN) || !peer_owns_source(outer->saddr, ip->saddr))
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	endpoint = lookup_endpoint(ip->daddr);
 	if (!endpoint)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 
 	/* Removes outer IPv4, UDP, VXLAN and inner Ethernet: the outer Ethernet header,
 	 * already IPv4, now carries the inner packet. A checksum the NIC verified loses one
@@ -67,11 +70,9 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	*cursor = cursor_start(skb);
 	eth = parse_eth(cursor);
 	ip = eth ? parse_ipv4(cursor) : NULL;
-	if (!ip) {
-		count(skb, WEFT_CTR_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	return deliver_local(skb, eth, ip, endpoint);
+	if (!ip)
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
+	return deliver_local(skb, eth, ip, endpoint, &tunnel);
 }
 
 /* Unencapsulated traffic to the cluster network is routed pod traffic only where the cluster
@@ -125,12 +126,12 @@ static __always_inline int deliver_from_direct_peer(struct __sk_buff *skb, struc
 	struct weft_peer *sender;
 
 	if (ip->ttl <= 1)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_TTL_EXPIRING, ip);
 	endpoint = lookup_endpoint(ip->daddr);
 	sender = lookup_peer(ip->saddr);
 	if (!endpoint || !sender || sender->mode != WEFT_MODE_DIRECT)
-		return TC_ACT_OK;
-	return deliver_local(skb, eth, ip, endpoint);
+		return pass(skb, endpoint ? WEFT_CTR_PASSED_HOST : WEFT_CTR_PASSED_NO_ROUTE, ip);
+	return deliver_local(skb, eth, ip, endpoint, NULL);
 }
 
 SEC("tc")
@@ -142,10 +143,10 @@ int from_underlay(struct __sk_buff *skb)
 	__u32 peer_ip;
 
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	ip = parse_ipv4(&cursor);
 	if (!ip)
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	if (weft_vxlan_ifindex && ip->protocol == IPPROTO_UDP) {
 		struct cursor payload = cursor;
 		struct udphdr *udp = parse_udp(&payload);
@@ -155,22 +156,21 @@ int from_underlay(struct __sk_buff *skb)
 	}
 	/* The host's own traffic (NodePorts before DNAT among it) is not ours. */
 	if (!in_cluster(ip->daddr))
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_HOST, ip);
 	if (!weft_check_underlay_source)
 		return deliver_from_direct_peer(skb, eth, ip);
 	peer_ip = direct_peer_of(ip);
-	if (!peer_ip) {
-		count(skb, WEFT_CTR_DROP_UNDERLAY_UNTRUSTED);
-		return TC_ACT_SHOT;
-	}
+	if (!peer_ip)
+		return drop(skb, WEFT_CTR_DROP_UNDERLAY_UNTRUSTED, ip, NULL);
 	switch (previous_hop(skb, eth, peer_ip)) {
-	case HOP_OTHER:
-		count(skb, WEFT_CTR_DROP_UNDERLAY_WRONG_HOP);
-		return TC_ACT_SHOT;
+	case HOP_OTHER: {
+		struct tunnel_facts claimed = { .peer = peer_ip };
+
+		return drop(skb, WEFT_CTR_DROP_UNDERLAY_WRONG_HOP, ip, &claimed);
+	}
 	case HOP_UNKNOWN:
 		/* Nothing to check the hop against: the kernel takes it, as it would without us. */
-		count(skb, WEFT_CTR_PASSED_UNVERIFIED_HOP);
-		return TC_ACT_OK;
+		return pass(skb, WEFT_CTR_PASSED_UNVERIFIED_HOP, ip);
 	case HOP_PEER:
 		break;
 	}

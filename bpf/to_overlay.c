@@ -8,9 +8,11 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#define WEFT_HOOK WEFT_HOOK_TO_OVERLAY
 #include "lib/config.h"
 #include "lib/parse.h"
 #include "lib/maps.h"
+#include "lib/observe.h"
 #include "lib/tunnel.h"
 
 SEC("tc")
@@ -25,26 +27,22 @@ int to_overlay(struct __sk_buff *skb)
 	/* from_pod already chose the tunnel. */
 	if (!bpf_skb_get_tunnel_key(skb, &existing, sizeof(existing), 0))
 		return TC_ACT_OK;
+	/* Without a tunnel key the device could not send it anyway: what has no VXLAN peer is dropped. */
 	eth = parse_eth(&cursor);
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		goto drop;
+		return drop(skb, WEFT_CTR_DROP_NO_PEER, NULL, NULL);
 	ip = parse_ipv4(&cursor);
 	if (!ip)
-		goto drop;
+		return drop(skb, WEFT_CTR_DROP_NO_PEER, NULL, NULL);
 	peer = lookup_peer(ip->daddr);
 	if (!peer || peer->mode != WEFT_MODE_VXLAN)
-		goto drop;
-	if (set_tunnel(skb, eth, peer)) {
-		count(skb, WEFT_CTR_DROP_MALFORMED);
-		return TC_ACT_SHOT;
-	}
-	count(skb, WEFT_CTR_ENCAPSULATED_FROM_STACK);
-	return TC_ACT_OK;
+		return drop(skb, WEFT_CTR_DROP_NO_PEER, ip, NULL);
+	struct tunnel_facts tunnel = { .vni = weft_vni, .peer = peer->underlay_ip };
 
-drop:
-	/* Without a tunnel key the device could not send it anyway. */
-	count(skb, WEFT_CTR_DROP_NO_PEER);
-	return TC_ACT_SHOT;
+	decided(skb, WEFT_CTR_ENCAPSULATED_FROM_STACK, ip, &tunnel);
+	if (set_tunnel(skb, eth, peer))
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

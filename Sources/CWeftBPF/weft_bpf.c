@@ -39,12 +39,53 @@ __attribute__((constructor)) static void install_libbpf_printer(void)
 	libbpf_set_print(print_libbpf);
 }
 
+/* Maps whose contents a node can lose at no cost: counters and monitor state. */
+static const char *const rebuildable_maps[] = { "weft_counters", "weft_events", "weft_monitor", "weft_event_budget" };
+
+static int is_rebuildable(const char *name)
+{
+	for (size_t i = 0; i < sizeof(rebuildable_maps) / sizeof(rebuildable_maps[0]); i++)
+		if (strcmp(name, rebuildable_maps[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* A node upgraded in place finds the pins of the last version's maps. Where a rebuildable
+ * map's definition changed (more counter slots, say) its pin goes, so the new programs get
+ * a new map instead of failing to reuse the old one; the old programs keep theirs until
+ * they are replaced. Other maps hold state and keep libbpf's refusal. */
+static void unpin_changed_rebuildable_maps(struct bpf_object *object, const char *pin_root)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, object) {
+		struct bpf_map_info info = {};
+		__u32 length = sizeof(info);
+		char path[4096];
+		int fd;
+
+		if (!is_rebuildable(bpf_map__name(map)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", pin_root, bpf_map__name(map));
+		fd = bpf_obj_get(path);
+		if (fd < 0)
+			continue;
+		if (!bpf_obj_get_info_by_fd(fd, &info, &length) &&
+		    (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+		     info.value_size != bpf_map__value_size(map) || info.max_entries != bpf_map__max_entries(map)))
+			unlink(path);
+		close(fd);
+	}
+}
+
 struct bpf_object *weft_object_open(const char *path, const char *pin_root, int *error)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
 	struct bpf_object *object = bpf_object__open_file(path, &opts);
 
 	*error = object ? 0 : -errno;
+	if (object && pin_root)
+		unpin_changed_rebuildable_maps(object, pin_root);
 	return object;
 }
 
@@ -187,20 +228,72 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_ENCAPSULATED: return "encapsulated";
 	case WEFT_CTR_ROUTED_DIRECT: return "routed_direct";
 	case WEFT_CTR_DELIVERED_LOCAL: return "delivered_local";
-	case WEFT_CTR_PASSED_TO_STACK: return "passed_to_stack";
+	case WEFT_CTR_ENCAPSULATED_FROM_STACK: return "encapsulated_from_stack";
+	case WEFT_CTR_PASSED_NOT_IPV4: return "passed_not_ipv4";
+	case WEFT_CTR_PASSED_TTL_EXPIRING: return "passed_ttl_expiring";
+	case WEFT_CTR_PASSED_NO_ROUTE: return "passed_no_route";
+	case WEFT_CTR_PASSED_TOO_BIG: return "passed_too_big";
+	case WEFT_CTR_PASSED_SLOW_PATH: return "passed_slow_path";
+	case WEFT_CTR_PASSED_HOST: return "passed_host";
+	case WEFT_CTR_PASSED_UNVERIFIED_HOP: return "passed_unverified_hop";
 	case WEFT_CTR_DROP_BAD_VNI: return "dropped_bad_vni";
 	case WEFT_CTR_DROP_UNKNOWN_PEER: return "dropped_unknown_peer";
 	case WEFT_CTR_DROP_SPOOFED_SOURCE: return "dropped_spoofed_source";
 	case WEFT_CTR_DROP_MALFORMED: return "dropped_malformed";
-	case WEFT_CTR_ENCAPSULATED_FROM_STACK: return "encapsulated_from_stack";
 	case WEFT_CTR_DROP_NO_PEER: return "dropped_no_peer";
 	case WEFT_CTR_DROP_POD_SPOOFED: return "dropped_pod_spoofed_source";
 	case WEFT_CTR_DROP_UNDERLAY_UNTRUSTED: return "dropped_untrusted_underlay";
 	case WEFT_CTR_DROP_UNDERLAY_WRONG_HOP: return "dropped_underlay_wrong_hop";
-	case WEFT_CTR_PASSED_UNVERIFIED_HOP: return "passed_unverified_hop";
 	case WEFT_CTR_COUNT: break;
 	}
 	return NULL;
+}
+
+enum weft_outcome weft_counter_outcome(__u32 counter)
+{
+	switch ((enum weft_counter)counter) {
+	case WEFT_CTR_ENCAPSULATED:
+	case WEFT_CTR_ROUTED_DIRECT:
+	case WEFT_CTR_DELIVERED_LOCAL:
+	case WEFT_CTR_ENCAPSULATED_FROM_STACK:
+		return WEFT_OUTCOME_FORWARDED;
+	case WEFT_CTR_PASSED_NOT_IPV4:
+	case WEFT_CTR_PASSED_TTL_EXPIRING:
+	case WEFT_CTR_PASSED_NO_ROUTE:
+	case WEFT_CTR_PASSED_TOO_BIG:
+	case WEFT_CTR_PASSED_SLOW_PATH:
+	case WEFT_CTR_PASSED_HOST:
+	case WEFT_CTR_PASSED_UNVERIFIED_HOP:
+		return WEFT_OUTCOME_PASSED;
+	case WEFT_CTR_DROP_BAD_VNI:
+	case WEFT_CTR_DROP_UNKNOWN_PEER:
+	case WEFT_CTR_DROP_SPOOFED_SOURCE:
+	case WEFT_CTR_DROP_MALFORMED:
+	case WEFT_CTR_DROP_NO_PEER:
+	case WEFT_CTR_DROP_POD_SPOOFED:
+	case WEFT_CTR_DROP_UNDERLAY_UNTRUSTED:
+	case WEFT_CTR_DROP_UNDERLAY_WRONG_HOP:
+		return WEFT_OUTCOME_DROPPED;
+	case WEFT_CTR_COUNT: break;
+	}
+	return WEFT_OUTCOME_UNKNOWN;
+}
+
+const char *weft_hook_name(__u32 hook)
+{
+	switch ((enum weft_hook)hook) {
+	case WEFT_HOOK_FROM_POD: return "from_pod";
+	case WEFT_HOOK_FROM_UNDERLAY: return "from_underlay";
+	case WEFT_HOOK_FROM_OVERLAY: return "from_overlay";
+	case WEFT_HOOK_TO_OVERLAY: return "to_overlay";
+	case WEFT_HOOK_COUNT: break;
+	}
+	return NULL;
+}
+
+int weft_hook_is_egress(__u32 hook)
+{
+	return hook == WEFT_HOOK_FROM_POD || hook == WEFT_HOOK_TO_OVERLAY;
 }
 
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,

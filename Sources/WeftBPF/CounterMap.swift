@@ -4,7 +4,7 @@ import CWeftBPF
 import Foundation
 import WeftCore
 
-/// The per-CPU outcome counters (`weft_counters`), summed over CPUs.
+/// The per-CPU outcome counters (`weft_counters`), one block of slots per hook, summed over CPUs.
 public struct CounterMap {
     public static let name = "weft_counters"
     private let handle: MapDescriptor
@@ -14,16 +14,41 @@ public struct CounterMap {
         handle = MapDescriptor(descriptor, owned: owned)
     }
 
-    public func totals() throws(SystemCallError) -> [DataplaneCounter: (packets: UInt64, bytes: UInt64)] {
+    public struct Totals: Sendable, Equatable {
+        public var packets: UInt64
+        public var bytes: UInt64
+
+        public init(packets: UInt64 = 0, bytes: UInt64 = 0) {
+            self.packets = packets
+            self.bytes = bytes
+        }
+    }
+
+    /// Every hook's count of every outcome.
+    public func byHook() throws(SystemCallError) -> [DataplaneHook: [DataplaneCounter: Totals]] {
         let cpus = Int(libbpf_num_possible_cpus())
         guard cpus > 0 else { throw SystemCallError("count possible CPUs for", Self.name, errno: Int32(-cpus)) }
-        var result: [DataplaneCounter: (packets: UInt64, bytes: UInt64)] = [:]
-        for counter in DataplaneCounter.allCases {
-            var key = counter.index
-            var values = [weft_counter_value](repeating: weft_counter_value(), count: cpus)
-            let status = bpf_map_lookup_elem(descriptor, &key, &values)
-            guard status == 0 else { throw SystemCallError("read counter \(counter) from", Self.name, errno: status) }
-            result[counter] = (values.reduce(0) { $0 + $1.packets }, values.reduce(0) { $0 + $1.bytes })
+        var result: [DataplaneHook: [DataplaneCounter: Totals]] = [:]
+        var values = [weft_counter_value](repeating: weft_counter_value(), count: cpus)
+        for hook in DataplaneHook.allCases {
+            for counter in DataplaneCounter.allCases {
+                var key = hook.index * WEFT_CTR_COUNT.rawValue + counter.index
+                let status = bpf_map_lookup_elem(descriptor, &key, &values)
+                guard status == 0 else { throw SystemCallError("read counter \(counter) of \(hook) from", Self.name, errno: status) }
+                result[hook, default: [:]][counter] = Totals(packets: values.reduce(0) { $0 + $1.packets }, bytes: values.reduce(0) { $0 + $1.bytes })
+            }
+        }
+        return result
+    }
+
+    /// Each outcome summed over the hooks.
+    public func totals() throws(SystemCallError) -> [DataplaneCounter: Totals] {
+        var result: [DataplaneCounter: Totals] = [:]
+        for (_, counters) in try byHook() {
+            for (counter, value) in counters {
+                result[counter, default: Totals()].packets += value.packets
+                result[counter, default: Totals()].bytes += value.bytes
+            }
         }
         return result
     }

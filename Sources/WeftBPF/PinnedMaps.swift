@@ -15,6 +15,8 @@ public struct PinnedMaps {
     public let endpoints: EndpointMap
     public let tunnels: TunnelMap
     public let counters: CounterMap
+    public let monitor: MonitorSettingsMap
+    public let eventBudget: EventBudgetMap
 
     public init(directory: String) throws(SystemCallError) {
         self.directory = directory
@@ -22,6 +24,13 @@ public struct PinnedMaps {
         endpoints = EndpointMap(descriptor: try Self.open(EndpointMap.name, in: directory), owned: true)
         tunnels = TunnelMap(descriptor: try Self.open(TunnelMap.name, in: directory), owned: true)
         counters = CounterMap(descriptor: try Self.open(CounterMap.name, in: directory), owned: true)
+        monitor = MonitorSettingsMap(descriptor: try Self.open(MonitorSettingsMap.name, in: directory), owned: true)
+        eventBudget = EventBudgetMap(descriptor: try Self.open(EventBudgetMap.name, in: directory), owned: true)
+    }
+
+    /// A reader of the programs' events (drops, and decisions while traced).
+    public func events() throws(SystemCallError) -> EventReader {
+        try EventReader(descriptor: try Self.open(EventReader.name, in: directory), owned: true)
     }
 
     /// Pins again, in `directory`, the maps the running program `programID` uses, where

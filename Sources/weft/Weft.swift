@@ -9,7 +9,7 @@ struct Weft: AsyncParsableCommand {
         commandName: "weft",
         abstract: "A Flannel-compatible overlay network with an eBPF dataplane.",
         version: WeftVersion.current,
-        subcommands: [DaemonCommand.self, StatusCommand.self, LabCommand.self, BenchCommand.self, ConfigCommand.self, LeasesCommand.self, DataplaneCommand.self, MapsCommand.self]
+        subcommands: [DaemonCommand.self, StatusCommand.self, LabCommand.self, BenchCommand.self, ConfigCommand.self, LeasesCommand.self, DataplaneCommand.self, MapsCommand.self, MonitorCommand.self]
     )
 
     /// `weft daemon` (and `weft` started as `flanneld`) reads flanneld's command lines as

@@ -22,7 +22,7 @@ struct FromOverlayTests {
         let outcome = try program.run(input)
         #expect(outcome.action == TCAction.ok)
         #expect(outcome.packet == input)
-        #expect(try program.packets(.passedToStack) == 1)
+        #expect(try program.packets(.passedSlowPath) == 1)
         #expect(try program.packets(.deliveredLocal) == 0)
     }
 }

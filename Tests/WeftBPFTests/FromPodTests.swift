@@ -73,19 +73,20 @@ struct FromPodTests {
 
     @Test func whatTheProgramDoesNotHandleGoesToTheKernelUnchanged() throws {
         let program = try program()
-        let cases: [(String, Frame)] = [
-            ("ARP", Frame(etherType: 0x0806)),
-            ("IPv6", Frame(etherType: 0x86dd, payload: [0x60] + [UInt8](repeating: 0, count: 39) + [UInt8](repeating: 7, count: 8))),
-            ("TTL 1, for ICMP time exceeded", Frame(ttl: 1)),
-            ("an unknown destination", Frame(destination: IPv4Address("192.0.2.1")!)),
-            ("larger than the tunnel MTU", Frame(payload: [UInt8](repeating: 1, count: 1500))),
+        let cases: [(String, Frame, DataplaneCounter)] = [
+            ("ARP", Frame(etherType: 0x0806), .passedNotIPv4),
+            ("IPv6", Frame(etherType: 0x86dd, payload: [0x60] + [UInt8](repeating: 0, count: 39) + [UInt8](repeating: 7, count: 8)), .passedNotIPv4),
+            ("TTL 1, for ICMP time exceeded", Frame(ttl: 1), .passedTTLExpiring),
+            ("an unknown destination", Frame(destination: IPv4Address("192.0.2.1")!), .passedNoRoute),
+            ("larger than the tunnel MTU", Frame(payload: [UInt8](repeating: 1, count: 1500)), .passedTooBig),
         ]
-        for (reason, frame) in cases {
+        for (reason, frame, counter) in cases {
+            let before = try program.packets(counter)
             let outcome = try program.run(frame.bytes)
             #expect(outcome.action == TCAction.ok, "\(reason)")
             #expect(outcome.packet == frame.bytes, "\(reason): unchanged")
+            #expect(try program.packets(counter) == before + 1, "\(reason) is counted as \(counter)")
         }
-        #expect(try program.packets(.passedToStack) == UInt64(cases.count))
         #expect(try program.packets(.encapsulated) == 0)
     }
 

@@ -37,13 +37,48 @@ struct MapsCommandTests {
         #expect(endpoints?.count == 1)
         #expect(endpoints?.first?["ip"] as? String == "10.244.1.2")
         #expect(endpoints?.first?["ifindex"] as? Int == 7)
-        let counters = try json(["maps", "counters", "--pin-dir", pins.path, "--json"]) as? [String: [String: Int]]
-        #expect(counters?["encapsulated"]?["packets"] == 1)
-        #expect(counters?["passed_to_stack"]?["packets"] == 1)
-        #expect(counters?["dropped_spoofed_source"]?["packets"] == 0)
+        let totals = try json(["maps", "counters", "--pin-dir", pins.path, "--json"]) as? [String: [String: Int]]
+        #expect(totals?["encapsulated"] == ["packets": 1, "bytes": Frame().bytes.count])
+        let counters = try json(["maps", "counters", "--pin-dir", pins.path, "--json", "--by-hook"]) as? [String: [String: Any]]
+        #expect(counters?["encapsulated"]?["packets"] as? Int == 1)
+        #expect(counters?["encapsulated"]?["outcome"] as? String == "forwarded")
+        #expect((counters?["encapsulated"]?["hooks"] as? [String: [String: Int]])?["from_pod"]?["packets"] == 1)
+        #expect(counters?["passed_ttl_expiring"]?["packets"] as? Int == 1)
+        #expect(counters?["passed_ttl_expiring"]?["outcome"] as? String == "passed")
+        #expect(counters?["dropped_spoofed_source"]?["packets"] as? Int == 0)
+        #expect(counters?["dropped_spoofed_source"]?["outcome"] as? String == "dropped")
 
         let table = try WeftProcess.run(["maps", "peers", "--pin-dir", pins.path]).stdout
         #expect(table.contains("10.244.3.0/24  198.18.0.3   a6:00:00:00:00:03  direct"))
+    }
+
+    @Test("weft maps lookup answers for a local pod, a peer subnet, a peer's host and an address outside the cluster; tunnels and usage list the maps")
+    func lookupTunnelsAndUsage() throws {
+        let program = try LoadedProgram("from_pod", pins: pins)
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: MACAddress("a6:00:00:00:00:02")!, mode: .vxlan))
+        try program.peers.set(IPv4Prefix("10.244.3.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.3")!, vtepMAC: MACAddress("a6:00:00:00:00:03")!, mode: .direct))
+        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        try program.endpoints.set(IPv4Address("10.244.1.2")!, LocalEndpoint(hostInterfaceIndex: 7, podMAC: MACAddress("0a:58:0a:f4:01:05")!, hostMAC: MACAddress("ee:ee:ee:ee:ee:05")!))
+        func lookup(_ address: String) throws -> [String: String] {
+            try json(["maps", "lookup", address, "--pin-dir", pins.path, "--json"]) as? [String: String] ?? [:]
+        }
+        #expect(try lookup("10.244.1.2")["kind"] == "local-pod")
+        #expect(try lookup("10.244.1.2")["entry"]?.contains("host ifindex 7") == true)
+        #expect(try lookup("10.244.2.9")["kind"] == "vxlan-peer")
+        #expect(try lookup("10.244.2.9")["path"]?.contains("encapsulated in VXLAN to 198.18.0.2") == true)
+        #expect(try lookup("10.244.3.9")["kind"] == "direct-peer")
+        #expect(try lookup("198.18.0.2")["kind"] == "peer-host")
+        #expect(try lookup("192.0.2.1")["kind"] == "kernel")
+        #expect(try lookup("192.0.2.1")["path"]?.contains("passed_no_route") == true)
+        let bad = try WeftProcess.run(["maps", "lookup", "10.244.999.1", "--pin-dir", pins.path])
+        #expect(bad.status != 0 && bad.stderr.contains("10.244.999.1: expected an IPv4 address"))
+
+        let tunnels = try json(["maps", "tunnels", "--pin-dir", pins.path, "--json"]) as? [[String: String]]
+        #expect(tunnels == [["underlayIP": "198.18.0.2", "subnet": "10.244.2.0/24"]])
+        let usage = try json(["maps", "usage", "--pin-dir", pins.path, "--json"]) as? [[String: Any]] ?? []
+        let peers = usage.first { $0["map"] as? String == "weft_peers" }
+        #expect(peers?["entries"] as? Int == 2)
+        #expect(peers?["capacity"] as? Int == 65536)
     }
 
     @Test func anEmptyPinDirectorySaysWhatIsMissing() throws {

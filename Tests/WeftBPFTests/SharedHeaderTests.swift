@@ -13,18 +13,39 @@ struct SharedHeaderTests {
         #expect(counters.map(\.index) == Array(0..<WEFT_CTR_COUNT.rawValue))
         for counter in counters {
             #expect(weft_counter_name(counter.index) != nil, "slot \(counter.index) has no name in weft_counter_name")
-            #expect(counter.description.allSatisfy { $0.isLowercase || $0 == "_" }, "\(counter.description)")
+            #expect(counter.description.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "_" }, "\(counter.description)")
         }
         #expect(Set(counters.map(\.description)).count == counters.count, "names are distinct")
     }
 
     @Test("Every counter slot has a Swift name, and each Swift name one slot")
     func everyCounterHasASwiftName() {
-        let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .passedToStack, .droppedBadVNI, .droppedUnknownPeer,
-                                         .droppedSpoofedSource, .droppedMalformed, .encapsulatedFromStack, .droppedNoPeer, .droppedPodSpoofedSource, .droppedUntrustedUnderlay,
-                                         .droppedUnderlayWrongHop, .passedUnverifiedHop]
+        let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .encapsulatedFromStack,
+                                         .passedNotIPv4, .passedTTLExpiring, .passedNoRoute, .passedTooBig, .passedSlowPath, .passedHost, .passedUnverifiedHop,
+                                         .droppedBadVNI, .droppedUnknownPeer, .droppedSpoofedSource, .droppedMalformed, .droppedNoPeer,
+                                         .droppedPodSpoofedSource, .droppedUntrustedUnderlay, .droppedUnderlayWrongHop]
         #expect(Set(named) == Set(DataplaneCounter.allCases))
         #expect(Set(named).count == named.count)
+    }
+
+    @Test("Every counter slot says whether it forwards, passes or drops, and its name says the same")
+    func everyCounterHasAnOutcome() {
+        for counter in DataplaneCounter.allCases {
+            let outcome = counter.outcome
+            #expect(outcome != nil, "slot \(counter.index) has no outcome in weft_counter_outcome")
+            switch outcome {
+            case .dropped?: #expect(counter.description.hasPrefix("dropped_"), "\(counter)")
+            case .passed?: #expect(counter.description.hasPrefix("passed_"), "\(counter)")
+            case .forwarded?: #expect(!counter.description.hasPrefix("dropped_") && !counter.description.hasPrefix("passed_"), "\(counter)")
+            case nil: break
+            }
+        }
+    }
+
+    @Test("Every hook has a name and a direction")
+    func hooks() {
+        #expect(DataplaneHook.allCases.map(\.description) == ["from_pod", "from_underlay", "from_overlay", "to_overlay"])
+        #expect(DataplaneHook.allCases.map(\.direction) == ["egress", "ingress", "ingress", "egress"])
     }
 
     @Test("Peer modes are the header's numbers, both ways")

@@ -43,24 +43,83 @@ struct weft_endpoint {
 	__u32 reserved;
 };
 
-/* Per-CPU counters, one slot per outcome. */
+/* Where a program runs. Counters are kept per hook, and events name it. */
+enum weft_hook {
+	WEFT_HOOK_FROM_POD = 0,      /* TC ingress of a pod's host-side veth: traffic leaving pods (egress) */
+	WEFT_HOOK_FROM_UNDERLAY = 1, /* TC ingress of the underlay interface: traffic arriving (ingress) */
+	WEFT_HOOK_FROM_OVERLAY = 2,  /* TC ingress of the vxlan device: what the kernel decapsulated (ingress) */
+	WEFT_HOOK_TO_OVERLAY = 3,    /* TC egress of the vxlan device: kernel-routed traffic into the tunnel (egress) */
+	WEFT_HOOK_COUNT = 4,
+};
+
+/* Per-CPU counters, one slot per outcome and hook (key: hook * WEFT_CTR_COUNT + outcome).
+ * weft_counter_outcome (CWeftBPF) says which slots forward, pass to the kernel or drop. */
 enum weft_counter {
+	/* Forwarded by the program. */
 	WEFT_CTR_ENCAPSULATED = 0,     /* from a pod into the VXLAN tunnel */
 	WEFT_CTR_ROUTED_DIRECT = 1,    /* from a pod straight to a peer over the underlay */
 	WEFT_CTR_DELIVERED_LOCAL = 2,  /* into a local pod */
-	WEFT_CTR_PASSED_TO_STACK = 3,  /* left to the kernel */
-	WEFT_CTR_DROP_BAD_VNI = 4,
-	WEFT_CTR_DROP_UNKNOWN_PEER = 5,    /* outer source is no peer of ours */
-	WEFT_CTR_DROP_SPOOFED_SOURCE = 6,  /* inner source outside the sending peer's subnet */
-	WEFT_CTR_DROP_MALFORMED = 7,
-	WEFT_CTR_ENCAPSULATED_FROM_STACK = 8, /* kernel-routed traffic given a tunnel on the vxlan device */
-	WEFT_CTR_DROP_NO_PEER = 9,         /* routed into the overlay with no VXLAN peer for it */
-	WEFT_CTR_DROP_POD_SPOOFED = 10,    /* a pod sent from an address that is not its own */
-	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 11, /* plain IP to the cluster network from no direct peer */
-	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 12, /* a direct peer's traffic from another host's MAC */
-	WEFT_CTR_PASSED_UNVERIFIED_HOP = 13,   /* a direct peer's, with no neighbour entry to check the hop against */
-	WEFT_CTR_COUNT = 14,
+	WEFT_CTR_ENCAPSULATED_FROM_STACK = 3, /* kernel-routed traffic given a tunnel on the vxlan device */
+	/* Left to the kernel, by reason. */
+	WEFT_CTR_PASSED_NOT_IPV4 = 4,      /* ARP, IPv6, runts: the kernel answers them */
+	WEFT_CTR_PASSED_TTL_EXPIRING = 5,  /* the kernel sends ICMP time exceeded */
+	WEFT_CTR_PASSED_NO_ROUTE = 6,      /* no local pod and no peer: services, the host, the internet */
+	WEFT_CTR_PASSED_TOO_BIG = 7,       /* larger than the tunnel: the kernel fragments or sends "fragmentation needed" */
+	WEFT_CTR_PASSED_SLOW_PATH = 8,     /* VXLAN the fast path does not take (TCP, aggregates, options), and what a program cannot handle */
+	WEFT_CTR_PASSED_HOST = 9,          /* the host's own traffic on the underlay */
+	WEFT_CTR_PASSED_UNVERIFIED_HOP = 10, /* a direct peer's, with no neighbour entry to check the hop against */
+	/* Dropped, by reason. */
+	WEFT_CTR_DROP_BAD_VNI = 11,
+	WEFT_CTR_DROP_UNKNOWN_PEER = 12,    /* outer source is no peer of ours */
+	WEFT_CTR_DROP_SPOOFED_SOURCE = 13,  /* inner source outside the sending peer's subnet */
+	WEFT_CTR_DROP_MALFORMED = 14,
+	WEFT_CTR_DROP_NO_PEER = 15,         /* routed into the overlay with no VXLAN peer for it */
+	WEFT_CTR_DROP_POD_SPOOFED = 16,     /* a pod sent from an address that is not its own */
+	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 17, /* plain IP to the cluster network from no direct peer */
+	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 18, /* a direct peer's traffic from another host's MAC */
+	WEFT_CTR_COUNT = 19,
 };
+
+/* What `weft monitor` reads from the weft_events ring buffer: one record per drop (at most
+ * WEFT_DROP_EVENTS_PER_SECOND per CPU) and, while weft_monitor's `trace` is set, one per
+ * decision. Addresses and ports in network order, 0 where there are none. */
+enum weft_event_type {
+	WEFT_EVENT_DROP = 1,
+	WEFT_EVENT_TRACE = 2,
+};
+
+struct weft_event {
+	__u64 timestamp_ns; /* bpf_ktime_get_ns */
+	__u8 type;          /* enum weft_event_type */
+	__u8 hook;          /* enum weft_hook */
+	__u8 protocol;      /* IP protocol of the (inner) packet */
+	__u8 reserved;
+	__u32 reason;       /* enum weft_counter */
+	__u32 ifindex;      /* the interface the program runs on */
+	__u32 length;       /* bytes */
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u32 vni;
+	__u32 peer;         /* the underlay IP of the peer it came from or goes to */
+	__u32 reserved2;
+};
+
+/* weft_monitor's one entry, written by `weft monitor`. */
+struct weft_monitor_settings {
+	__u32 trace; /* non-zero: report every decision, not only drops */
+};
+
+/* Per CPU: the drop events sent in the current second, and those the limit held back. */
+struct weft_event_budget {
+	__u64 window_start_ns;
+	__u64 sent;
+	__u64 suppressed;
+};
+
+#define WEFT_DROP_EVENTS_PER_SECOND 1000
+#define WEFT_EVENTS_BYTES (256 * 1024)
 
 struct weft_counter_value {
 	__u64 packets;

@@ -32,25 +32,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_endpoints SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct weft_counter_value);
-	__uint(max_entries, WEFT_CTR_COUNT);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weft_counters SEC(".maps");
-
-static __always_inline void count(struct __sk_buff *skb, enum weft_counter counter)
-{
-	__u32 key = counter;
-	struct weft_counter_value *value = bpf_map_lookup_elem(&weft_counters, &key);
-
-	if (value) {
-		value->packets++;
-		value->bytes += skb->len;
-	}
-}
-
 static __always_inline struct weft_peer *lookup_peer(__u32 addr)
 {
 	struct weft_peer_key key = { .prefixlen = 32, .addr = addr };

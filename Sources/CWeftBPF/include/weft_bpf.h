@@ -35,6 +35,21 @@ int weft_pin_program_maps(__u32 program_id, const char *pin_root);
  * metrics print it; NULL for a slot that has none. */
 const char *weft_counter_name(__u32 counter);
 
+/* What a counter slot's outcome is. */
+enum weft_outcome {
+	WEFT_OUTCOME_UNKNOWN = 0,
+	WEFT_OUTCOME_FORWARDED = 1, /* the program sent it on itself */
+	WEFT_OUTCOME_PASSED = 2,    /* left to the kernel */
+	WEFT_OUTCOME_DROPPED = 3,
+};
+
+enum weft_outcome weft_counter_outcome(__u32 counter);
+
+/* The name of a hook (`enum weft_hook`), NULL for none; and whether it sees traffic leave
+ * (from pods, into the tunnel) rather than arrive. */
+const char *weft_hook_name(__u32 hook);
+int weft_hook_is_egress(__u32 hook);
+
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,
 		       __u32 ingress_ifindex);

@@ -1,5 +1,6 @@
 import WeftSystem
 import ArgumentParser
+import Foundation
 import WeftBPF
 import WeftCore
 
@@ -7,8 +8,8 @@ import WeftCore
 struct MapsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maps",
-        abstract: "Show what the BPF dataplane's pinned maps hold: peers, local endpoints, counters.",
-        subcommands: [Peers.self, Endpoints.self, Counters.self]
+        abstract: "Show what the BPF dataplane's pinned maps hold: peers, tunnels, local endpoints, counters; look up an address.",
+        subcommands: [Peers.self, Tunnels.self, Endpoints.self, Counters.self, Lookup.self, Usage.self]
     )
 
     struct Location: ParsableArguments {
@@ -69,31 +70,118 @@ struct MapsCommand: ParsableCommand {
         }
     }
 
-    struct Counters: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Packets and bytes by outcome, summed over CPUs.")
+    struct Tunnels: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Underlay IPs of peers and the subnet each owns: what the VXLAN and underlay checks trust.")
         @OptionGroup var location: Location
 
         func run() throws {
-            let totals: [DataplaneCounter: (packets: UInt64, bytes: UInt64)]
+            let entries = try location.open().tunnels.entries().sorted { $0.key < $1.key }
+            if location.json {
+                print(JSONValue.array(entries.map { ip, subnet in
+                    .object(["underlayIP": .string(ip.description), "subnet": .string(subnet.description)])
+                }).serialized(keyOrder: ["underlayIP", "subnet"]))
+                return
+            }
+            var table = TextTable("UNDERLAY-IP", "SUBNET")
+            for (ip, subnet) in entries { table.add(ip.description, subnet.description) }
+            print(table.rendered())
+        }
+    }
+
+    struct Counters: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Packets and bytes by outcome and hook, summed over CPUs.")
+        @OptionGroup var location: Location
+        @Flag(help: "With --json: each outcome's kind (forwarded, passed, dropped) and its count per hook.") var byHook = false
+
+        func run() throws {
+            let counts: [DataplaneHook: [DataplaneCounter: CounterMap.Totals]]
             do {
-                totals = try location.open().counters.totals()
+                counts = try location.open().counters.byHook()
             } catch let error as SystemCallError {
                 throw CommandFailure("\(error)")
+            }
+            func total(_ counter: DataplaneCounter) -> CounterMap.Totals {
+                DataplaneHook.allCases.reduce(into: CounterMap.Totals()) { sum, hook in
+                    sum.packets += counts[hook]?[counter]?.packets ?? 0
+                    sum.bytes += counts[hook]?[counter]?.bytes ?? 0
+                }
             }
             if location.json {
                 var members: [String: JSONValue] = [:]
                 for counter in DataplaneCounter.allCases {
-                    let value = totals[counter] ?? (0, 0)
-                    members[counter.description] = .object(["packets": .integer(Int64(value.packets)), "bytes": .integer(Int64(value.bytes))])
+                    let value = total(counter)
+                    var member: [String: JSONValue] = ["packets": .integer(Int64(value.packets)), "bytes": .integer(Int64(value.bytes))]
+                    if byHook {
+                        var hooks: [String: JSONValue] = [:]
+                        for hook in DataplaneHook.allCases {
+                            let count = counts[hook]?[counter] ?? CounterMap.Totals()
+                            if count.packets > 0 { hooks[hook.description] = .object(["packets": .integer(Int64(count.packets)), "bytes": .integer(Int64(count.bytes))]) }
+                        }
+                        member["outcome"] = .string(counter.outcome?.rawValue ?? "unknown")
+                        member["hooks"] = .object(hooks)
+                    }
+                    members[counter.description] = .object(member)
                 }
-                print(JSONValue.object(members).serialized(keyOrder: DataplaneCounter.allCases.map(\.description) + ["packets", "bytes"]))
+                print(JSONValue.object(members).serialized(keyOrder: DataplaneCounter.allCases.map(\.description)
+                    + ["outcome", "packets", "bytes", "hooks"] + DataplaneHook.allCases.map(\.description)))
                 return
             }
-            var table = TextTable("OUTCOME", "PACKETS", "BYTES")
+            var table = TextTable("OUTCOME", "KIND", "PACKETS", "BYTES", "BY HOOK")
             for counter in DataplaneCounter.allCases {
-                let value = totals[counter] ?? (0, 0)
-                table.add(counter.description, String(value.packets), String(value.bytes))
+                let value = total(counter)
+                let hooks = DataplaneHook.allCases.compactMap { hook in
+                    (counts[hook]?[counter]?.packets ?? 0) > 0 ? "\(hook) \(counts[hook]![counter]!.packets)" : nil
+                }
+                table.add(counter.description, counter.outcome?.rawValue ?? "?", String(value.packets), String(value.bytes), hooks.joined(separator: ", "))
             }
+            print(table.rendered())
+        }
+    }
+
+    struct Lookup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Which endpoint, peer or tunnel entry an address hits, and the path a pod's packet to it takes.")
+        @Argument(help: "An IPv4 address: a pod, a peer's pod, a node, anything.") var address: String
+        @OptionGroup var location: Location
+
+        func run() throws {
+            guard let ip = IPv4Address(address) else { throw CommandFailure("\(address): expected an IPv4 address") }
+            let maps = try location.open()
+            let lookup: PathLookup
+            do {
+                lookup = PathLookup(ip, endpoints: try maps.endpoints.entries(), peers: try maps.peers.entries(), tunnels: try maps.tunnels.entries())
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            let (entry, path) = lookup.explanation
+            if location.json {
+                print(JSONValue.object(["address": .string(ip.description), "kind": .string(lookup.kind), "entry": .string(entry), "path": .string(path)])
+                    .serialized(keyOrder: ["address", "kind", "entry", "path"]))
+                return
+            }
+            print("\(ip): \(lookup.kind)\n  entry: \(entry)\n  path:  \(path)")
+        }
+    }
+
+    struct Usage: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Each map's entries against its capacity.")
+        @OptionGroup var location: Location
+
+        func run() throws {
+            let rows: [MapUsage]
+            do {
+                rows = try MapUsage.read(location.open())
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            if location.json {
+                print(JSONValue.array(rows.map { row in
+                    .object(["map": .string(row.name), "entries": .integer(Int64(row.entries)), "capacity": .integer(Int64(row.capacity))])
+                }).serialized(keyOrder: ["map", "entries", "capacity"]))
+                return
+            }
+            var table = TextTable("MAP", "ENTRIES", "CAPACITY", "FILL")
+            for row in rows { table.add(row.name, String(row.entries), String(row.capacity), String(format: "%.1f%%", row.fill * 100)) }
             print(table.rendered())
         }
     }
