@@ -95,8 +95,11 @@ int from_pod(struct __sk_buff *skb)
 	if (peer->mode == WEFT_MODE_DIRECT)
 		return route_direct(skb, ip, peer);
 	/* Too big for the tunnel: the kernel fragments it or sends "fragmentation needed". */
-	if (!fits_tunnel(skb, ip))
+	if (!fits_tunnel(skb, ip)) {
+		if (!skb->gso_size && (ip->frag_off & bpf_htons(IPV4_DONT_FRAGMENT)))
+			return refuse(skb, WEFT_CTR_PASSED_TOO_BIG_DF, ip);
 		return pass(skb, WEFT_CTR_PASSED_TOO_BIG, ip);
+	}
 	return encapsulate(skb, eth, ip, peer);
 }
 

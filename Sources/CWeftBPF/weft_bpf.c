@@ -236,6 +236,7 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_PASSED_SLOW_PATH: return "passed_slow_path";
 	case WEFT_CTR_PASSED_HOST: return "passed_host";
 	case WEFT_CTR_PASSED_UNVERIFIED_HOP: return "passed_unverified_hop";
+	case WEFT_CTR_PASSED_TOO_BIG_DF: return "passed_too_big_df";
 	case WEFT_CTR_DROP_BAD_VNI: return "dropped_bad_vni";
 	case WEFT_CTR_DROP_UNKNOWN_PEER: return "dropped_unknown_peer";
 	case WEFT_CTR_DROP_SPOOFED_SOURCE: return "dropped_spoofed_source";
@@ -264,6 +265,7 @@ enum weft_outcome weft_counter_outcome(__u32 counter)
 	case WEFT_CTR_PASSED_SLOW_PATH:
 	case WEFT_CTR_PASSED_HOST:
 	case WEFT_CTR_PASSED_UNVERIFIED_HOP:
+	case WEFT_CTR_PASSED_TOO_BIG_DF:
 		return WEFT_OUTCOME_PASSED;
 	case WEFT_CTR_DROP_BAD_VNI:
 	case WEFT_CTR_DROP_UNKNOWN_PEER:

@@ -32,6 +32,7 @@ public struct DataplaneCounter: Hashable, Sendable, CaseIterable, CustomStringCo
     public static let passedSlowPath = DataplaneCounter(WEFT_CTR_PASSED_SLOW_PATH)
     public static let passedHost = DataplaneCounter(WEFT_CTR_PASSED_HOST)
     public static let passedUnverifiedHop = DataplaneCounter(WEFT_CTR_PASSED_UNVERIFIED_HOP)
+    public static let passedTooBigDF = DataplaneCounter(WEFT_CTR_PASSED_TOO_BIG_DF)
     public static let droppedBadVNI = DataplaneCounter(WEFT_CTR_DROP_BAD_VNI)
     public static let droppedUnknownPeer = DataplaneCounter(WEFT_CTR_DROP_UNKNOWN_PEER)
     public static let droppedSpoofedSource = DataplaneCounter(WEFT_CTR_DROP_SPOOFED_SOURCE)

@@ -78,7 +78,7 @@ struct FromPodTests {
             ("IPv6", Frame(etherType: 0x86dd, payload: [0x60] + [UInt8](repeating: 0, count: 39) + [UInt8](repeating: 7, count: 8)), .passedNotIPv4),
             ("TTL 1, for ICMP time exceeded", Frame(ttl: 1), .passedTTLExpiring),
             ("an unknown destination", Frame(destination: IPv4Address("192.0.2.1")!), .passedNoRoute),
-            ("larger than the tunnel MTU", Frame(payload: [UInt8](repeating: 1, count: 1500)), .passedTooBig),
+            ("larger than the tunnel MTU, with DF: reported as a drop too", Frame(payload: [UInt8](repeating: 1, count: 1500)), .passedTooBigDF),
         ]
         for (reason, frame, counter) in cases {
             let before = try program.packets(counter)

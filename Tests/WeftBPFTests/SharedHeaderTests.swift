@@ -21,7 +21,7 @@ struct SharedHeaderTests {
     @Test("Every counter slot has a Swift name, and each Swift name one slot")
     func everyCounterHasASwiftName() {
         let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .encapsulatedFromStack,
-                                         .passedNotIPv4, .passedTTLExpiring, .passedNoRoute, .passedTooBig, .passedSlowPath, .passedHost, .passedUnverifiedHop,
+                                         .passedNotIPv4, .passedTTLExpiring, .passedNoRoute, .passedTooBig, .passedSlowPath, .passedHost, .passedUnverifiedHop, .passedTooBigDF,
                                          .droppedBadVNI, .droppedUnknownPeer, .droppedSpoofedSource, .droppedMalformed, .droppedNoPeer,
                                          .droppedPodSpoofedSource, .droppedUntrustedUnderlay, .droppedUnderlayWrongHop]
         #expect(Set(named) == Set(DataplaneCounter.allCases))

@@ -68,16 +68,18 @@ enum weft_counter {
 	WEFT_CTR_PASSED_SLOW_PATH = 8,     /* VXLAN the fast path does not take (TCP, aggregates, options), and what a program cannot handle */
 	WEFT_CTR_PASSED_HOST = 9,          /* the host's own traffic on the underlay */
 	WEFT_CTR_PASSED_UNVERIFIED_HOP = 10, /* a direct peer's, with no neighbour entry to check the hop against */
+	WEFT_CTR_PASSED_TOO_BIG_DF = 11,   /* larger than the tunnel with "don't fragment": the kernel refuses it with
+					    * "fragmentation needed", so it is reported as a drop */
 	/* Dropped, by reason. */
-	WEFT_CTR_DROP_BAD_VNI = 11,
-	WEFT_CTR_DROP_UNKNOWN_PEER = 12,    /* outer source is no peer of ours */
-	WEFT_CTR_DROP_SPOOFED_SOURCE = 13,  /* inner source outside the sending peer's subnet */
-	WEFT_CTR_DROP_MALFORMED = 14,
-	WEFT_CTR_DROP_NO_PEER = 15,         /* routed into the overlay with no VXLAN peer for it */
-	WEFT_CTR_DROP_POD_SPOOFED = 16,     /* a pod sent from an address that is not its own */
-	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 17, /* plain IP to the cluster network from no direct peer */
-	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 18, /* a direct peer's traffic from another host's MAC */
-	WEFT_CTR_COUNT = 19,
+	WEFT_CTR_DROP_BAD_VNI = 12,
+	WEFT_CTR_DROP_UNKNOWN_PEER = 13,    /* outer source is no peer of ours */
+	WEFT_CTR_DROP_SPOOFED_SOURCE = 14,  /* inner source outside the sending peer's subnet */
+	WEFT_CTR_DROP_MALFORMED = 15,
+	WEFT_CTR_DROP_NO_PEER = 16,         /* routed into the overlay with no VXLAN peer for it */
+	WEFT_CTR_DROP_POD_SPOOFED = 17,     /* a pod sent from an address that is not its own */
+	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 18, /* plain IP to the cluster network from no direct peer */
+	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 19, /* a direct peer's traffic from another host's MAC */
+	WEFT_CTR_COUNT = 20,
 };
 
 /* What `weft monitor` reads from the weft_events ring buffer: one record per drop (at most

@@ -12,6 +12,8 @@
 
 /* The kernel's IP_MF | IP_OFFSET (net/ip.h, not uapi): set on any fragment. */
 #define IPV4_FRAGMENT_BITS bpf_htons(0x3fff)
+/* The "don't fragment" bit of frag_off, host order. */
+#define IPV4_DONT_FRAGMENT 0x4000
 /* ECN "congestion experienced" in the TOS byte (RFC 3168). */
 #define IPV4_ECN_CE 3
 

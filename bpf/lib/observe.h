@@ -149,6 +149,16 @@ static __always_inline void decided(struct __sk_buff *skb, enum weft_counter out
 		report(skb, WEFT_EVENT_TRACE, outcome, ip, tunnel);
 }
 
+/* Leaves to the kernel a packet it will refuse (too big with "don't fragment"): counted by
+ * why, and reported with the drops, since it does not reach its destination. */
+static __always_inline int refuse(struct __sk_buff *skb, enum weft_counter reason, const struct iphdr *ip)
+{
+	count(skb, reason);
+	if (within_budget())
+		report(skb, WEFT_EVENT_DROP, reason, ip, NULL);
+	return TC_ACT_OK;
+}
+
 /* Leaves the packet to the kernel, counted by why. */
 static __always_inline int pass(struct __sk_buff *skb, enum weft_counter reason, const struct iphdr *ip)
 {

@@ -9,7 +9,7 @@ struct MapsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "maps",
         abstract: "Show what the BPF dataplane's pinned maps hold: peers, tunnels, local endpoints, counters; look up an address.",
-        subcommands: [Peers.self, Tunnels.self, Endpoints.self, Counters.self, Lookup.self, Usage.self]
+        subcommands: [Peers.self, Tunnels.self, Endpoints.self, Counters.self, Lookup.self, Usage.self, Events.self]
     )
 
     struct Location: ParsableArguments {
@@ -160,6 +160,31 @@ struct MapsCommand: ParsableCommand {
                 return
             }
             print("\(ip): \(lookup.kind)\n  entry: \(entry)\n  path:  \(path)")
+        }
+    }
+
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The event stream weft monitor reads: how many monitors trace, and drop reports the rate limit held back.")
+        @OptionGroup var location: Location
+
+        func run() throws {
+            let tracers: UInt32
+            let suppressed: UInt64
+            do {
+                let maps = try location.open()
+                tracers = try maps.monitor.tracers()
+                suppressed = try maps.eventBudget.suppressed()
+            } catch {
+                throw CommandFailure("\(error)")
+            }
+            if location.json {
+                print(JSONValue.object(["tracingMonitors": .integer(Int64(tracers)), "suppressedDropReports": .integer(Int64(suppressed)),
+                                        "dropReportsPerCPUPerSecond": .integer(Int64(EventBudgetMap.dropEventsPerSecond))])
+                    .serialized(keyOrder: ["tracingMonitors", "suppressedDropReports", "dropReportsPerCPUPerSecond"]))
+                return
+            }
+            print("tracing monitors: \(tracers)\ndrop reports held back by the limit of \(EventBudgetMap.dropEventsPerSecond) per CPU and second: \(suppressed)")
         }
     }
 
