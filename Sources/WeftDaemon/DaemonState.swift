@@ -59,6 +59,8 @@ public final class DaemonState: Sendable {
 
     /// systemd, when it started the daemon: told when the node is ready, and how it is.
     let serviceManager: ServiceManager
+    /// What `/metrics` serves.
+    public let metrics = DaemonMetrics()
 
     public init(statusFile: String, serviceManager: ServiceManager = ServiceManager()) {
         self.statusFile = statusFile

@@ -125,6 +125,7 @@ struct LeaseService: Service {
             }
         }
         state.update { $0.leaseEvents += 1 }
+        if case .delete = event { state.metrics.recordLeaseEvent("delete") } else { state.metrics.recordLeaseEvent("put") }
         logger.debug("lease change", metadata: ["event": "\(event.summary)"])
     }
 

@@ -26,11 +26,11 @@ public final class NodeDaemon: Sendable {
     public init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger,
                 serviceManager: ServiceManager = ServiceManager()) {
         self.settings = settings
-        self.registry = registry
         self.host = host
         self.dataplanes = dataplanes
         self.logger = logger
         state = DaemonState(statusFile: settings.statusFile, serviceManager: serviceManager)
+        self.registry = SubnetRegistry(store: TimedStore(store: registry.store, metrics: state.metrics), prefix: registry.prefix, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT (or `shutDown()`); the dataplane stays in place.
@@ -91,6 +91,7 @@ public final class NodeDaemon: Sendable {
         let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger,
                                              rules: rules, rulesInterval: settings.rulesResync, changes: { try dataplanes.namespaceChanges() }) { observation in
             state.update { $0.record(observation) }
+            state.metrics.record(observation)
         }
         try supervisor.applyPeers()
         state.update { $0.dataplaneProgrammed = true }
@@ -202,12 +203,8 @@ struct HealthResponder: Sendable {
         case "/readyz":
             return snapshot.notReadyReason.map { (503, "text/plain", "not ready: \($0)\n") } ?? (200, "text/plain", "ready\n")
         case "/metrics":
-            var counters: [(name: String, packets: UInt64, bytes: UInt64)] = []
-            if snapshot.mode == .bpf, let directory = snapshot.pinDirectory,
-               let totals = try? PinnedMaps(directory: directory).counters.totals() {
-                counters = DataplaneCounter.allCases.map { ($0.description, totals[$0]?.packets ?? 0, totals[$0]?.bytes ?? 0) }
-            }
-            return (200, "text/plain; version=0.0.4", Metrics.render(snapshot, counters: counters))
+            let dataplane = snapshot.mode == .bpf ? snapshot.pinDirectory.flatMap(DaemonMetrics.DataplaneReadings.read) : nil
+            return (200, "text/plain; version=0.0.4", state.metrics.render(snapshot, dataplane: dataplane, process: ProcessReadings.read()))
         default:
             return (404, "text/plain", "not found: try /healthz, /readyz or /metrics\n")
         }

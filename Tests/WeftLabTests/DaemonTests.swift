@@ -112,7 +112,7 @@ struct DaemonTests {
         #expect(mode("\(lab.directory)/n1/status.json") == "644")
     }
 
-    @Test("/healthz, /readyz and /metrics answer in the node")
+    @Test("/healthz, /readyz and /metrics answer in the node; /metrics parses as Prometheus reads it and carries every family with its labels")
     func health() throws {
         let lab = try LabFixture(nodes: 2)
         func get(_ path: String) throws -> String {
@@ -121,14 +121,62 @@ struct DaemonTests {
         }
         #expect(try get("/healthz").hasPrefix("HTTP/1.1 200 OK"))
         #expect(try get("/readyz").contains("ready"))
-        let metrics = try get("/metrics")
-        #expect(metrics.contains("weft_ready 1"))
-        #expect(metrics.contains(#"weft_build_info{version="0.5.0"} 1"#))
+        // A drop of each kind the lab can make: a spoofed pod source.
+        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
+        let spoofed = String(subnet.prefix { $0 != "/" }.dropLast(1)) + "202"
+        #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ip", "addr", "add", "\(spoofed)/32", "dev", "eth0"]).succeeded)
+        _ = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "1", "-I", spoofed, try lab.podIP("n2")])
+        #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "2", try lab.podIP("n2")]).succeeded)
+        let response = try get("/metrics")
+        let metrics = String(response[(response.range(of: "\r\n\r\n")?.upperBound ?? response.startIndex)...])
         let status = (try? String(contentsOfFile: "\(lab.directory)/n1/status.json", encoding: .utf8)) ?? ""
         #expect(status.contains(#""version":"0.5.0""#), "\(status)")
-        #expect(metrics.contains("weft_peers 1"))
-        #expect(metrics.contains(#"weft_dataplane_mode{mode="bpf"} 1"#))
-        #expect(metrics.contains(#"weft_bpf_packets_total{outcome="encapsulated"}"#))
+
+        // Parsed by the Prometheus client library's own parser: each family, its type and its samples' labels.
+        let parser = """
+            import json, sys
+            from prometheus_client.parser import text_string_to_metric_families
+            families = {}
+            for family in text_string_to_metric_families(sys.stdin.read()):
+                families[family.name] = {"type": family.type, "samples": [{"name": s.name, "labels": s.labels, "value": s.value} for s in family.samples]}
+            print(json.dumps(families))
+            """
+        let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../.build/tools/python/bin/python").standardized.path
+        let parsed = try Command.run([python, "-c", parser], input: metrics)
+        try #require(parsed.succeeded, "\(parsed.stderr)")
+        let families = try JSONSerialization.jsonObject(with: Data(parsed.stdout.utf8)) as? [String: [String: Any]] ?? [:]
+        func samples(_ family: String) -> [[String: Any]] { families[family]?["samples"] as? [[String: Any]] ?? [] }
+        /// The first sample of the family whose labels include these.
+        func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+            let family = name.hasSuffix("_count") ? String(name.dropLast(6)) : name.hasSuffix("_total") ? String(name.dropLast(6)) : name
+            return samples(family).first { sample in
+                let have = sample["labels"] as? [String: String] ?? [:]
+                return sample["name"] as? String == name && labels.allSatisfy { have[$0.key] == $0.value }
+            }?["value"] as? Double
+        }
+        #expect(value("weft_ready") == 1)
+        #expect(value("weft_build_info", ["version": "0.5.0"]) == 1)
+        #expect(value("weft_peers") == 1)
+        #expect(value("weft_dataplane_mode", ["mode": "bpf"]) == 1)
+        #expect(families["weft_lease_events"]?["type"] as? String == "counter", "prometheus_client names counters without _total")
+        #expect(value("weft_lease_events_total", ["type": "put"]) != nil && value("weft_lease_events_total", ["type": "delete"]) != nil)
+        #expect(families["weft_dataplane_apply_duration_seconds"]?["type"] as? String == "histogram")
+        #expect(value("weft_dataplane_apply_duration_seconds_count") ?? 0 >= 1)
+        #expect(value("weft_dataplane_applies_total") ?? 0 >= 1)
+        #expect(families["weft_dataplane_repairs"]?["type"] as? String == "counter")
+        #expect(value("weft_store_request_duration_seconds_count", ["operation": "list"]) ?? 0 >= 1)
+        #expect(value("weft_bpf_forwarded_packets_total", ["reason": "encapsulated", "hook": "from_pod", "direction": "egress"]) ?? 0 >= 1)
+        #expect(value("weft_bpf_forwarded_packets_total", ["reason": "delivered_local", "direction": "ingress"]) ?? 0 >= 1)
+        #expect(value("weft_bpf_dropped_packets_total", ["reason": "pod_spoofed_source", "hook": "from_pod", "direction": "egress"]) ?? 0 >= 1)
+        #expect(value("weft_bpf_passed_packets_total", ["reason": "not_ipv4"]) ?? 0 >= 1)
+        #expect(value("weft_bpf_map_capacity", ["map": "weft_peers"]) == 65536)
+        #expect(value("weft_bpf_map_entries", ["map": "weft_peers"]) == 1)
+        #expect(value("weft_bpf_map_pressure", ["map": "weft_endpoints"]) ?? 0 > 0)
+        #expect(families["weft_bpf_drop_reports_suppressed"]?["type"] as? String == "counter")
+        #expect(value("process_resident_memory_bytes") ?? 0 > 1_000_000)
+        #expect(value("process_cpu_seconds_total") ?? 0 > 0)
+        #expect(value("process_open_fds") ?? 0 > 3)
+        #expect(value("process_start_time_seconds") ?? 0 > 1_700_000_000)
         #expect(try get("/nope").hasPrefix("HTTP/1.1 404"))
     }
 
