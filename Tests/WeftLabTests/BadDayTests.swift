@@ -70,6 +70,7 @@ struct BadDayTests {
         }
         let text = try lab.inNode("n1", ["status"]).stdout
         #expect(text.contains("the subnet is outside the cluster network 10.244.0.0/16"), "\(text)")
+        #expect(text.contains("a pod cannot reach another: weft monitor --type drop"), "weft status points at what to run: \(text)")
         _ = try lab.inNode("n2", ["leases", "revoke", "10.244.252.0/24"])
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }

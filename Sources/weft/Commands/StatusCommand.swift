@@ -78,5 +78,28 @@ struct StatusCommand: ParsableCommand {
         }
         if !attachPoints.isEmpty { print("\nattached: " + attachPoints.joined(separator: "; ")) }
         if !counters.isEmpty { print("counters: " + counters.filter { $0.1 > 0 }.map { "\($0.0)=\($0.1)" }.joined(separator: " ")) }
+        let dropped = counters.filter { $0.0.hasPrefix("dropped_") }.reduce(0) { $0 + $1.1 }
+        print("\n" + Self.nextSteps(dataplane: field("dataplane"), backend: field("backend"), ready: field("ready") == "yes",
+                                   running: running, dropped: dropped, vni: field("vni")).joined(separator: "\n"))
+    }
+
+    /// What to run when something is wrong, for this node's dataplane: the README's
+    /// troubleshooting section in brief.
+    static func nextSteps(dataplane: String, backend: String, ready: Bool, running: Bool, dropped: UInt64, vni: String) -> [String] {
+        var lines = ["when something is wrong:"]
+        if !running { lines.append("  the daemon is not running: start it (systemctl start weft), or read why it stopped (journalctl -u weft)") }
+        else if !ready { lines.append("  not ready: the reason is above; the daemon's log says more (journalctl -u weft, or --log-level debug)") }
+        if dataplane == "bpf" {
+            if dropped > 0 { lines.append("  \(dropped) packets dropped so far: weft maps counters (by reason and hook)") }
+            lines.append("  a pod cannot reach another: weft monitor --type drop (each drop with its reason, as it happens)")
+            lines.append("  which path a packet takes: weft maps lookup <ip>; every decision: weft monitor --type trace --pod <ip>")
+            lines.append("  what the programs hold: weft maps peers | tunnels | endpoints | usage")
+        } else if dataplane == "kernel" {
+            let device = "flannel.\(vni == "-" ? "1" : vni)"
+            lines.append("  routes Weft programs: ip route show proto 87")
+            if backend == "vxlan" { lines.append("  the peers' VTEPs: bridge fdb show dev \(device); ip neigh show dev \(device)") }
+            lines.append("  underlay drops: iptables -t raw -nvL WEFT-UNDERLAY")
+        }
+        return lines
     }
 }
