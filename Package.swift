@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "WeftCoreTests", dependencies: ["WeftCore"]),
         .testTarget(name: "WeftStoreTests", dependencies: ["WeftStore", "WeftCore", "WeftTestSupport", "CSQLite"]),
         .testTarget(name: "WeftCommandTests", dependencies: ["WeftCore", "WeftTestSupport"]),
-        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport", "CWeftBPF", "WeftSystem", "WeftNetlink"]),
+        .testTarget(name: "WeftBPFTests", dependencies: ["WeftBPF", "WeftCore", "WeftTestSupport", "CWeftBPF", "CLibBPF", "WeftSystem", "WeftNetlink"]),
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport", "WeftSystem"]),
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
