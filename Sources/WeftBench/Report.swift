@@ -71,9 +71,9 @@ public struct BenchReport: Codable, Sendable {
             lines.append(line)
         }
         lines.append("")
-        lines.append(pad("ratio", 32) + Metric.allCases.map { pad($0.title, 24) }.joined())
+        lines.append(pad("ratio", 44) + Metric.allCases.map { pad($0.title, 24) }.joined())
         for (mode, reference) in Self.comparisons where modes.contains(mode) && modes.contains(reference) {
-            lines.append(pad("\(mode) / \(reference)", 32) + Metric.allCases.map { metric in
+            lines.append(pad("\(mode) / \(reference)", 44) + Metric.allCases.map { metric in
                 pad(ratio(mode, to: reference, metric).map { String(format: "%.2fx", $0) } ?? "-", 24)
             }.joined())
         }
