@@ -15,11 +15,7 @@ struct FromUnderlayTests {
 
     @Test("A direct peer's pod traffic to a local pod is delivered when its frame comes from the peer's own MAC; its host's goes to the kernel; a stranger's is dropped")
     func peerTrafficToALocalPodIsDeliveredAndTheRestIsTheHosts() throws {
-        let program = try LoadedProgram("from_underlay", pins: pins)
-        let underlay = try Underlay()
-        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
-        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: podMAC, mode: .direct))
-        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        let (program, underlay) = try hostGWNode()
 
         let fromPeerPod = try underlay.run(program, Frame(sourceMAC: underlay.peerMAC, source: IPv4Address("10.244.2.7")!, destination: IPv4Address("10.244.1.5")!))
         #expect(fromPeerPod.action == TCAction.redirect)
@@ -44,11 +40,7 @@ struct FromUnderlayTests {
 
     @Test("A host that speaks for a direct peer, with the peer's pod or host address, is dropped: its MAC is not the peer's")
     func aDirectPeerSpokenForByAnotherHostIsDropped() throws {
-        let program = try LoadedProgram("from_underlay", pins: pins)
-        let underlay = try Underlay()
-        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
-        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: podMAC, mode: .direct))
-        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        let (program, underlay) = try hostGWNode()
         let impostor = MACAddress("02:00:00:00:00:66")!
         for source in ["10.244.2.7", "198.18.0.2"] {
             let spoofed = Frame(sourceMAC: impostor, source: IPv4Address(source)!, destination: IPv4Address("10.244.1.5")!)
@@ -83,6 +75,17 @@ struct FromUnderlayTests {
         #expect(try program.packets(.deliveredLocal) == 0)
         // The VXLAN path is unchanged.
         #expect(try program.run(fromPeer(peerPod).bytes).action == TCAction.redirect)
+    }
+
+    /// A host-gw node 198.18.0.1 with pod 10.244.1.5, on an underlay where the direct peer
+    /// 198.18.0.2, owner of 10.244.2.0/24, is a known neighbour.
+    private func hostGWNode() throws -> (LoadedProgram, Underlay) {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        let underlay = try Underlay()
+        try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: podMAC, mode: .direct))
+        try program.tunnels.set(IPv4Address("198.18.0.2")!, subnet: IPv4Prefix("10.244.2.0/24")!)
+        return (program, underlay)
     }
 
     /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24.

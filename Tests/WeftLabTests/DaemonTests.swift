@@ -122,8 +122,7 @@ struct DaemonTests {
         #expect(try get("/healthz").hasPrefix("HTTP/1.1 200 OK"))
         #expect(try get("/readyz").contains("ready"))
         // A drop of each kind the lab can make: a spoofed pod source.
-        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
-        let spoofed = String(subnet.prefix { $0 != "/" }.dropLast(1)) + "202"
+        let spoofed = try lab.address(on: "n1", host: 202)
         #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ip", "addr", "add", "\(spoofed)/32", "dev", "eth0"]).succeeded)
         _ = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "1", "-I", spoofed, try lab.podIP("n2")])
         #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "2", try lab.podIP("n2")]).succeeded)

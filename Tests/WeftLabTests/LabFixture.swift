@@ -41,6 +41,12 @@ final class LabFixture {
         (try self.node(node)["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
     }
 
+    /// The address `host` of `node`'s pod subnet (200, say, which no pod holds; 1, the gateway): for a pod to spoof.
+    func address(on node: String, host: Int) throws -> String {
+        let subnet = try self.node(node)["subnet"] as? String ?? "?"
+        return String(subnet.prefix { $0 != "/" }.dropLast(1)) + "\(host)"
+    }
+
     func log(_ node: String) -> String {
         (try? String(contentsOfFile: "\(directory)/\(node)/daemon.log", encoding: .utf8)) ?? ""
     }

@@ -43,8 +43,7 @@ struct MonitorTests {
     func drops() throws {
         let lab = try LabFixture(nodes: 2)
         let monitor = try Monitor(lab, node: "n1", arguments: ["--type", "drop"])
-        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
-        let spoofed = String(subnet.prefix { $0 != "/" }.dropLast(1)) + "200"
+        let spoofed = try lab.address(on: "n1", host: 200)
         let target = try lab.podIP("n2")
         func pod(_ arguments: [String]) throws -> Command.Result { try lab.weft(["lab", "exec", "n1-p1", "--"] + arguments) }
 
@@ -100,8 +99,7 @@ struct MonitorTests {
     func flood() throws {
         let lab = try LabFixture(nodes: 2)
         let monitor = try Monitor(lab, node: "n1", arguments: ["--type", "drop"])
-        let subnet = try lab.node("n1")["subnet"] as? String ?? "?"
-        let spoofed = String(subnet.prefix { $0 != "/" }.dropLast(1)) + "201"
+        let spoofed = try lab.address(on: "n1", host: 201)
         let target = try lab.podIP("n2")
         #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ip", "addr", "add", "\(spoofed)/32", "dev", "eth0"]).succeeded)
         // 2 s of as many spoofed UDP packets as one Python loop sends.
