@@ -15,10 +15,13 @@ public struct BenchReport: Codable, Sendable {
     public var rounds: Int
     public var durationSeconds: Int
     public var modes: [String]
+    /// Where the sender and the receiver ran, the same for every mode.
+    public var placement: String
     public var samples: [Sample] = []
 
-    public init(machine: String, date: String, rounds: Int, durationSeconds: Int, modes: [String]) {
+    public init(machine: String, date: String, rounds: Int, durationSeconds: Int, modes: [String], placement: String = "") {
         self.machine = machine
+        self.placement = placement
         self.date = date
         self.rounds = rounds
         self.durationSeconds = durationSeconds
@@ -52,13 +55,15 @@ public struct BenchReport: Codable, Sendable {
     /// The comparisons the project's goals are stated in.
     public static let comparisons = [("bpf-vxlan", "kernel-vxlan"), ("bpf-host-gw", "kernel-host-gw"),
                                      ("bpf-vxlan", "underlay"), ("bpf-host-gw", "underlay"),
+                                     ("bpf-vxlan", "kernel-vxlan-flannel"), ("kernel-vxlan-flannel", "kernel-vxlan"),
                                      ("bpf-vxlan", "bpf-vxlan-unchecked"), ("bpf-host-gw", "bpf-host-gw-unchecked")]
 
     public func table() -> String {
         func format(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
         let width = 26
         func pad(_ text: String, _ size: Int = width) -> String { text.padding(toLength: size, withPad: " ", startingAt: 0) }
-        var lines = [pad("metric (median, min-max)") + modes.map { pad($0, 22) }.joined()]
+        var lines = placement.isEmpty ? [] : [placement, ""]
+        lines.append(pad("metric (median, min-max)") + modes.map { pad($0, 22) }.joined())
         for metric in Metric.allCases {
             var line = pad(metric.title)
             for mode in modes {
@@ -90,12 +95,13 @@ public struct BenchReport: Codable, Sendable {
     /// each panel scaled to its largest value, so the pattern reads at a glance.
     public func svg() -> String {
         let panelWidth = 300.0, panelHeight = 200.0, columns = 3
-        let colors = ["underlay": "#7f7f7f", "kernel-vxlan": "#d62728", "bpf-vxlan": "#2ca02c", "kernel-host-gw": "#ff7f0e", "bpf-host-gw": "#1f77b4"]
+        let colors = ["underlay": "#7f7f7f", "kernel-vxlan": "#d62728", "bpf-vxlan": "#2ca02c", "kernel-host-gw": "#ff7f0e", "bpf-host-gw": "#1f77b4",
+                      "kernel-vxlan-flannel": "#9467bd"]
         let rows = (Metric.allCases.count + columns - 1) / columns
         let width = panelWidth * Double(columns), height = panelHeight * Double(rows) + 60
         var parts = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" font-family="sans-serif" font-size="11">"#,
                      #"<rect width="100%" height="100%" fill="white"/>"#,
-                     #"<text x="10" y="18" font-size="14">weft bench: \#(machine), \#(rounds) rounds of \#(durationSeconds) s, medians</text>"#]
+                     #"<text x="10" y="18" font-size="14">weft bench: \#(machine), \#(rounds) rounds of \#(durationSeconds) s, medians\#(placement.isEmpty ? "" : "; \(placement)")</text>"#]
         for (index, mode) in modes.enumerated() {
             parts.append(#"<rect x="\#(10 + index * 120)" y="28" width="10" height="10" fill="\#(colors[mode] ?? "#444")"/><text x="\#(24 + index * 120)" y="37">\#(mode)</text>"#)
         }

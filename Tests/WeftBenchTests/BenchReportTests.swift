@@ -33,7 +33,8 @@ struct BenchReportTests {
     }
 
     @Test func mediansSpreadsAndRatiosComeFromEverySample() throws {
-        var report = BenchReport(machine: "test", date: "now", rounds: 3, durationSeconds: 5, modes: ["kernel-vxlan", "bpf-vxlan", "underlay"])
+        var report = BenchReport(machine: "test", date: "now", rounds: 3, durationSeconds: 5, modes: ["kernel-vxlan", "bpf-vxlan", "underlay"],
+                                 placement: "sender pinned to CPU 0, receiver to CPU 1")
         for (round, values) in [(1, [10.0, 13.0, 20.0]), (2, [12.0, 14.0, 21.0]), (3, [11.0, 15.0, 19.0])] {
             report.record(round: round, mode: "kernel-vxlan", .tcp1, values[0])
             report.record(round: round, mode: "bpf-vxlan", .tcp1, values[1])
@@ -46,10 +47,12 @@ struct BenchReportTests {
         let table = report.table()
         #expect(table.contains("bpf-vxlan / kernel-vxlan"))
         #expect(table.contains("1.27x"))
+        #expect(table.hasPrefix("sender pinned to CPU 0, receiver to CPU 1\n"), "the placement heads the table")
         let decoded = try JSONDecoder().decode(BenchReport.self, from: try report.json())
         #expect(decoded.samples.count == 9)
         let svg = report.svg()
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>"))
+        #expect(svg.contains("; sender pinned to CPU 0, receiver to CPU 1"))
         #expect(svg.components(separatedBy: "<rect").count - 1 >= 1 + 3 + 3, "background, legend and one bar per mode")
     }
 }

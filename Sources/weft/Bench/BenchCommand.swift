@@ -16,7 +16,7 @@ struct BenchCommand: ParsableCommand {
     struct Dataplanes: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "dataplane",
-            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit.")
+            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit and per packet at a fixed rate; sender and receiver pinned to their own CPUs.")
         @Option(help: "Rounds; every mode is measured once per round.") var rounds: Int = 3
         @Option(help: "Seconds per measurement.") var duration: Int = 5
         @Option(help: "Write every sample here as JSON.") var json: String?
@@ -30,7 +30,7 @@ struct BenchCommand: ParsableCommand {
             for mode in chosen where !known.contains(mode) {
                 throw CommandFailure("--modes: unknown mode \(mode); choose from \(known.joined(separator: ", "))")
             }
-            for tool in ["iperf3", "sockperf"] where (try? Command.run(["which", tool]).succeeded) != true {
+            for tool in ["iperf3", "sockperf", "ethtool", "taskset"] where (try? Command.run(["which", tool]).succeeded) != true {
                 throw CommandFailure("\(tool) is missing; scripts/setup installs it")
             }
             let root = "/run/weft-bench"
@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
                 try topology.startServers()
             }
             var report = BenchReport(machine: Self.machine(), date: Date().formatted(.iso8601), rounds: rounds,
-                                     durationSeconds: duration, modes: chosen)
+                                     durationSeconds: duration, modes: chosen, placement: BenchTopology.placementDescription)
             for round in 1...rounds {
                 for topology in topologies {
                     print("==> round \(round)/\(rounds): \(topology.mode)")
@@ -76,6 +76,15 @@ struct BenchCommand: ParsableCommand {
             report.record(round: round, mode: topology.mode, .rrP99, latency.p99)
             let udp = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64", "-b", "0", "-t", seconds, "-J"]))
             report.record(round: round, mode: topology.mode, .udpPPS, udp)
+            // CPU per packet at a rate every mode carries without loss: the path's cost, not the generator's ceiling.
+            let idleBefore = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            let fixed = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64",
+                                                                      "-b", ToolOutput.fixedOfferedBitrate, "-t", seconds, "-J"]))
+            let idleAfter = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            let packets = fixed * 1000 * Double(duration)
+            if packets > 0 {
+                report.record(round: round, mode: topology.mode, .cpuPerPacket, Double(idleAfter.busy - idleBefore.busy) / ticks * 1e9 / packets)
+            }
         }
 
         static func machine() -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import WeftBPF
+import WeftCore
 import WeftShell
 import WeftTopology
 
@@ -14,10 +15,21 @@ final class BenchTopology {
     private let topology: Topology
     private var servers: [ChildProcess] = []
 
-    static let modes = ["underlay", "kernel-vxlan", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
+    /// `kernel-vxlan-flannel` is Flannel as deployed: the kernel VXLAN path with the masquerade
+    /// and forward rules flanneld installs with `--ip-masq`.
+    static let modes = ["underlay", "kernel-vxlan", "kernel-vxlan-flannel", "bpf-vxlan", "kernel-host-gw", "bpf-host-gw"]
     /// The BPF modes with the source checks off (`--no-pod-source-check`,
     /// `--no-underlay-source-check`): what the checks cost, measured in the same run.
     static let uncheckedModes = ["bpf-vxlan-unchecked", "bpf-host-gw-unchecked"]
+
+    /// The CPUs the sender and the receiver are pinned to, the same for every mode, as two
+    /// machines would keep them apart; nil on a one-CPU machine.
+    static let placement: (sender: Int, receiver: Int)? = ProcessInfo.processInfo.activeProcessorCount > 1 ? (0, 1) : nil
+
+    static var placementDescription: String {
+        placement.map { "sender pinned to CPU \($0.sender), receiver to CPU \($0.receiver); GRO on the underlay interfaces" }
+            ?? "one CPU: sender and receiver share it; GRO on the underlay interfaces"
+    }
 
     init(mode: String, root: String) {
         self.mode = mode
@@ -38,6 +50,8 @@ final class BenchTopology {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         for n in [1, 2] { try topology.addNode("n\(n)") }
         try topology.join(.init(node(1), "u1", "198.18.0.1/24"), .init(node(2), "u2", "198.18.0.2/24"))
+        // As a real NIC has it (veth aggregates only once GRO is on).
+        for n in [1, 2] { try Command.must(["ip", "netns", "exec", node(n), "ethtool", "-K", "u\(n)", "gro", "on"]) }
         guard usesPods else { return }
         let unchecked = mode.hasSuffix("-unchecked")
         let vxlan = mode.hasPrefix("bpf-vxlan") || mode.hasPrefix("kernel-vxlan")
@@ -62,6 +76,11 @@ final class BenchTopology {
                               "--subnet", "10.244.\(n).0/24", "--iface", "u\(n)", "--vtep-mac", "0a:58:00:00:00:0\(n)",
                               "--peers", "\(directory)/peers-\(n).json", "--pin-dir", pins, "--dataplane", dataplane,
                               "--log-level", "warning"] + (unchecked ? ["--no-pod-source-check", "--no-underlay-source-check"] : []))
+            if mode == "kernel-vxlan-flannel" {
+                let rules = FlannelRules(network: IPv4Prefix("10.244.0.0/16")!, subnet: IPv4Prefix("10.244.\(n).0/24")!, masquerade: true, forward: true)
+                guard let restore = rules.iptablesRestore(from: IPTablesSave("")) else { throw CommandFailure("\(mode): no rules to install") }
+                _ = try Command.must(["ip", "netns", "exec", node(n), "iptables-restore", "--noflush"], input: restore.input)
+            }
             if dataplane == "bpf" {
                 let mac = try Command.must(["ip", "netns", "exec", pod(n), "cat", "/sys/class/net/eth0/address"])
                     .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -77,13 +96,18 @@ final class BenchTopology {
     /// Starts the iperf3 and sockperf servers on the target; they run until `remove()`.
     func startServers() throws {
         for arguments in [["iperf3", "-s", "-p", "5201"], ["sockperf", "server", "--tcp", "-i", targetIP, "-p", "11111"]] {
-            servers.append(try ChildProcess(["ip", "netns", "exec", target] + arguments, output: .null, error: .null))
+            servers.append(try ChildProcess(["ip", "netns", "exec", target] + Self.pinned(to: Self.placement?.receiver) + arguments,
+                                            output: .null, error: .null))
         }
         usleep(500_000)
     }
 
     func run(_ arguments: [String]) throws -> String {
-        try Command.must(["ip", "netns", "exec", source] + arguments)
+        try Command.must(["ip", "netns", "exec", source] + Self.pinned(to: Self.placement?.sender) + arguments)
+    }
+
+    private static func pinned(to cpu: Int?) -> [String] {
+        cpu.map { ["taskset", "-c", "\($0)"] } ?? []
     }
 
     func remove() {
