@@ -17,6 +17,7 @@
 #include "lib/ipv4.h"
 #include "lib/deliver.h"
 #include "lib/tunnel.h"
+#include "lib/encap.h"
 
 /* A GSO packet fits when each of its segments will: the kernel checks them against the
  * vxlan device's MTU. Anything else fits when the IP packet does. */
@@ -34,8 +35,27 @@ static __always_inline int encapsulate(struct __sk_buff *skb, struct ethhdr *eth
 {
 	struct tunnel_facts tunnel = { .vni = weft_vni, .peer = peer->underlay_ip };
 
+	struct cursor cursor;
+
 	decided(skb, WEFT_CTR_ENCAPSULATED, ip, &tunnel);
 	decrement_ttl(ip);
+	if (weft_encapsulate_in_program && fits_outer_header(skb)) {
+		switch (vxlan_encapsulate(skb, ip->tos, peer)) {
+		case ENCAP_DONE:
+			/* The kernel's route and neighbour for the peer's underlay IP write the outer MACs. */
+			return bpf_redirect_neigh(weft_underlay_ifindex, NULL, 0, 0);
+		case ENCAP_BROKEN:
+			return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
+		case ENCAP_REFUSED:
+			break;
+		}
+		/* The helper call invalidated the packet pointers; the frame itself is unchanged. */
+		cursor = cursor_start(skb);
+		eth = parse_eth(&cursor);
+		if (!eth)
+			return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
+	}
+	/* The collect_md device builds the outer headers from the tunnel key. */
 	if (set_tunnel(skb, eth, peer))
 		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
 	return bpf_redirect(weft_vxlan_ifindex, 0);

@@ -17,10 +17,15 @@ public struct DataplaneGlobals: Sendable, Equatable {
     public var checkUnderlaySource: Bool
     /// The cluster network: unencapsulated traffic to it is taken from direct peers only.
     public var clusterNetwork: IPv4Prefix?
+    /// This node's public IP: the outer source of what from_pod encapsulates.
+    public var localIP: IPv4Address?
+    /// from_pod writes the VXLAN headers itself and sends by the underlay (true), or hands the
+    /// packet to the collect_md device with a tunnel key (false).
+    public var encapsulateInProgram: Bool
 
     public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
                 underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true, checkUnderlaySource: Bool = true,
-                clusterNetwork: IPv4Prefix? = nil) {
+                clusterNetwork: IPv4Prefix? = nil, localIP: IPv4Address? = nil, encapsulateInProgram: Bool = true) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
@@ -30,6 +35,9 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.checkPodSource = checkPodSource
         self.checkUnderlaySource = checkUnderlaySource
         self.clusterNetwork = clusterNetwork
+        self.localIP = localIP
+        // Without a local IP there is no outer source: the device path.
+        self.encapsulateInProgram = encapsulateInProgram && localIP != nil
     }
 
     public func apply(to object: BPFObject) throws(SystemCallError) {
@@ -44,5 +52,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         // Both in network byte order, as the programs compare them with packet fields.
         try object.setGlobal("weft_cluster_network", (clusterNetwork?.network.value ?? 0).bigEndian)
         try object.setGlobal("weft_cluster_mask", (clusterNetwork?.mask ?? 0).bigEndian)
+        try object.setGlobal("weft_local_ip", (localIP?.value ?? 0).bigEndian)
+        try object.setGlobal("weft_encapsulate_in_program", UInt8(encapsulateInProgram ? 1 : 0))
     }
 }

@@ -49,7 +49,7 @@ public final class BPFDataplane: Dataplane {
                                        vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
                                        underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU,
                                        checkPodSource: sourceChecks.pod, checkUnderlaySource: sourceChecks.underlay,
-                                       clusterNetwork: settings.network)
+                                       clusterNetwork: settings.network, localIP: settings.publicIP)
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []
         for name in BPFPrograms.names {

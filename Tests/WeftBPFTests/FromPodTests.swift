@@ -34,7 +34,44 @@ struct FromPodTests {
         return Program(loaded: program)
     }
 
-    @Test func aPacketToAVXLANPeerIsEncapsulatedWithFlannelsInnerHeaders() throws {
+    @Test("Encapsulated in the program: the outer IPv4, UDP and VXLAN headers as Linux's vxlan device writes them, byte for byte, and the inner frame a Flannel VTEP accepts")
+    func aPacketToAVXLANPeerIsEncapsulatedInTheProgram() throws {
+        var globals = LoadedProgram.globals
+        globals.localIP = IPv4Address("198.18.0.1")!
+        globals.encapsulateInProgram = true
+        let program = try program(globals: globals)
+        let input = Frame().bytes
+        let outcome = try program.run(input)
+        #expect(outcome.action == TCAction.redirect)
+        let packet = outcome.packet
+        try #require(packet.count == input.count + 50, "outer IPv4, UDP, VXLAN and the inner Ethernet header")
+        #expect(Array(packet[12..<14]) == [0x08, 0x00])
+        let outer = Array(packet[14..<34])
+        #expect(outer[0] == 0x45 && outer[1] == 0, "IPv4, no options, the inner packet's ECN (none)")
+        #expect(Int(outer[2]) << 8 | Int(outer[3]) == input.count - 14 + 50, "total length: outer IPv4, UDP, VXLAN and inner Ethernet headers, then the inner packet")
+        #expect(Array(outer[6..<8]) == [0, 0], "no DF, as the vxlan device sends by default")
+        #expect(outer[8] == 64 && outer[9] == 17, "TTL 64, UDP")
+        #expect(Array(outer[12..<16]) == [198, 18, 0, 1] && Array(outer[16..<20]) == [198, 18, 0, 2])
+        #expect(Frame.checksum(outer) == 0, "the outer header checksum")
+        let udp = Array(packet[34..<42])
+        let sourcePort = Int(udp[0]) << 8 | Int(udp[1])
+        #expect((32768...60999).contains(sourcePort), "a flow-hashed port in the local port range: \(sourcePort)")
+        #expect(Array(udp[2..<4]) == [0x21, 0x18], "8472")
+        #expect(Int(udp[4]) << 8 | Int(udp[5]) == input.count - 14 + 30, "UDP length")
+        #expect(Array(udp[6..<8]) == [0, 0], "no UDP checksum, as Flannel's device")
+        #expect(Array(packet[42..<50]) == [0x08, 0, 0, 0, 0, 0, 1, 0], "the I flag and VNI 1")
+        let inner = Array(packet[50...])
+        #expect(inner.destinationMAC == peerVTEP && inner.sourceMAC == LoadedProgram.ourVTEP)
+        #expect(inner.ttl == 63 && inner.ipv4ChecksumIsValid)
+        #expect(Array(inner[34...]) == Array(input[34...]), "the payload is untouched")
+        // One flow keeps its port.
+        let again = try program.run(input)
+        #expect(Array(again.packet[34..<36]) == Array(udp[0..<2]))
+        #expect(try program.packets(.encapsulated) == 2)
+    }
+
+    @Test("With encapsulation in the program off (the device path), the frame gets Flannel's inner headers and a tunnel key")
+    func aPacketToAVXLANPeerIsEncapsulatedWithFlannelsInnerHeaders() throws {
         let program = try program()
         let input = Frame().bytes
         let outcome = try program.run(input)

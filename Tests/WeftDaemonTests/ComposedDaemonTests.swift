@@ -125,7 +125,7 @@ struct ComposedDaemonTests {
             try await node.start()
             let pool = BlockedPool()
             defer { pool.release() }
-            #expect(pool.blockEveryThread(), "the pool's threads were not all taken within 120 s")
+            #expect(pool.blockEveryThread(), "the pool's threads were not all taken within 400 s")
             let shutdown = try await node.stop()
             #expect(shutdown < .seconds(1), "\(shutdown)")
         }

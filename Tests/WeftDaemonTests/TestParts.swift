@@ -237,8 +237,10 @@ final class BlockedPool: Sendable {
     private let gate = DispatchSemaphore(value: 0)
     private let width = ProcessInfo.processInfo.activeProcessorCount
 
-    /// True once a blocked task holds each of the pool's threads.
-    func blockEveryThread(within seconds: Double = 120) -> Bool {
+    /// True once a blocked task holds each of the pool's threads. In the full suite the other
+    /// suites' synchronous tests hold pool threads until they end (the longest lab tests run
+    /// past two minutes), so this waits as long as the whole suite may take.
+    func blockEveryThread(within seconds: Double = 400) -> Bool {
         for _ in 0..<width {
             Task.detached { [self] in
                 let holds = holders.withLock { holders in

@@ -13,6 +13,11 @@ const volatile __u8 weft_vtep_mac[6] = {};
 const volatile __u32 weft_vxlan_ifindex = 0;
 /* The UDP port VXLAN arrives on (Flannel's 8472 unless Backend.Port says otherwise). */
 const volatile __u16 weft_vxlan_port = 8472;
+/* This node's public IP (the VTEP's local address), network byte order. */
+const volatile __u32 weft_local_ip = 0;
+/* Encapsulate VXLAN in from_pod and send it by the underlay (1), or hand it to the collect_md
+ * vxlan device with a tunnel key (0). */
+const volatile __u8 weft_encapsulate_in_program = 1;
 /* The underlay interface, for direct routes. */
 const volatile __u32 weft_underlay_ifindex = 0;
 /* The largest IPv4 packet the tunnel carries unfragmented (underlay MTU - 50). */
