@@ -9,7 +9,6 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case rrP99 = "tcp_rr_p99_us"
     case udpPPS = "udp64_kpps"
     case cpuPerGbit = "cpu_ms_per_gbit"
-    case cpuPerPacket = "cpu_ns_per_packet"
 
     public var title: String {
         switch self {
@@ -19,7 +18,6 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
         case .rrP99: "TCP RR p99 (us)"
         case .udpPPS: "UDP 64 B (kpps)"
         case .cpuPerGbit: "CPU per Gbit (ms)"
-        case .cpuPerPacket: "CPU/pkt at 50 kpps (ns)"
         }
     }
 
@@ -37,13 +35,6 @@ public enum ToolOutput {
         }
         return bits / 1e9
     }
-
-    /// The packet rate the CPU-per-packet measurement offers: low enough that no mode drops
-    /// any, so the figure is the path's cost rather than the generator's ceiling.
-    public static let fixedOfferedPacketsPerSecond = 50_000
-
-    /// iperf3's `-b` for that rate with 64-byte datagrams.
-    public static var fixedOfferedBitrate: String { "\(fixedOfferedPacketsPerSecond * 64 * 8)" }
 
     /// Datagrams the receiver got per second in an iperf3 UDP run, in thousands.
     public static func iperfUDPKpps(_ json: String) throws -> Double {

@@ -16,7 +16,7 @@ struct BenchCommand: ParsableCommand {
     struct Dataplanes: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "dataplane",
-            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit and per packet at a fixed rate; sender and receiver pinned to their own CPUs.")
+            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit; sender and receiver pinned to their own CPUs.")
         @Option(help: "Rounds; every mode is measured once per round.") var rounds: Int = 3
         @Option(help: "Seconds per measurement.") var duration: Int = 5
         @Option(help: "Write every sample here as JSON.") var json: String?
@@ -76,15 +76,6 @@ struct BenchCommand: ParsableCommand {
             report.record(round: round, mode: topology.mode, .rrP99, latency.p99)
             let udp = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64", "-b", "0", "-t", seconds, "-J"]))
             report.record(round: round, mode: topology.mode, .udpPPS, udp)
-            // CPU per packet at a rate every mode carries without loss: the path's cost, not the generator's ceiling.
-            let idleBefore = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
-            let fixed = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64",
-                                                                      "-b", ToolOutput.fixedOfferedBitrate, "-t", seconds, "-J"]))
-            let idleAfter = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
-            let packets = fixed * 1000 * Double(duration)
-            if packets > 0 {
-                report.record(round: round, mode: topology.mode, .cpuPerPacket, Double(idleAfter.busy - idleBefore.busy) / ticks * 1e9 / packets)
-            }
         }
 
         static func machine() -> String {
