@@ -46,18 +46,6 @@ static __always_inline __u8 outer_ecn(__u8 inner_tos)
 	return ecn == IPV4_ECN_CE ? 2 : ecn;
 }
 
-static __always_inline __u16 ipv4_header_checksum(const struct iphdr *ip)
-{
-	__u32 sum = 0;
-	const __u16 *word = (const __u16 *)ip;
-
-	for (int i = 0; i < (int)(sizeof(*ip) / sizeof(__u16)); i++)
-		sum += word[i];
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
-
 /* Fills the outer headers for a packet of `inner_length` bytes (its IPv4 packet) to `peer`. */
 static __always_inline void vxlan_headers(struct vxlan_encap *encap, __u32 inner_length, __u8 inner_tos, __u16 source_port,
 					  const struct weft_peer *peer)
@@ -76,7 +64,7 @@ static __always_inline void vxlan_headers(struct vxlan_encap *encap, __u32 inner
 		.daddr = peer->underlay_ip,
 	};
 
-	ip.check = ipv4_header_checksum(&ip);
+	ip.check = (__u16)~ipv4_header_sum(&ip); /* over the header with check 0 */
 	__builtin_memset(encap, 0, sizeof(*encap));
 	__builtin_memcpy(&encap->ip, &ip, sizeof(ip));
 	encap->udp.source = bpf_htons(source_port);

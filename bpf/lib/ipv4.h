@@ -27,8 +27,8 @@ static __always_inline void decrement_ttl(struct iphdr *ip)
 	ip->ttl--;
 }
 
-/* True when a 20-byte header (no options) sums to all ones, as ip_rcv requires. */
-static __always_inline int ipv4_checksum_valid(const struct iphdr *ip)
+/* The ones' complement sum of a 20-byte header (no options), folded to 16 bits. */
+static __always_inline __u16 ipv4_header_sum(const struct iphdr *ip)
 {
 	const __u16 *word = (const __u16 *)ip;
 	__u32 sum = 0;
@@ -37,7 +37,13 @@ static __always_inline int ipv4_checksum_valid(const struct iphdr *ip)
 		sum += word[i];
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
-	return sum == 0xffff;
+	return (__u16)sum;
+}
+
+/* True when a 20-byte header (no options) sums to all ones, as ip_rcv requires. */
+static __always_inline int ipv4_checksum_valid(const struct iphdr *ip)
+{
+	return ipv4_header_sum(ip) == 0xffff;
 }
 
 #endif
