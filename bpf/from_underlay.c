@@ -19,12 +19,24 @@
 #include "lib/ipv4.h"
 #include "lib/eth.h"
 
+static __always_inline __u64 decap_flags(void)
+{
+	__u64 flags = BPF_F_ADJ_ROOM_NO_CSUM_RESET;
+
+	if (weft_decap_aggregates)
+		flags |= BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L4_UDP;
+	return flags;
+}
+
 /* A VXLAN packet from a known peer to a local pod, decapsulated in place and delivered.
  * It takes only what the vxlan device and from_overlay would deliver unchanged, and
  * returns TC_ACT_OK (the kernel path, with its checks and counters) for the rest:
- * - GSO aggregates: shrinking one leaves its tunnel GSO type behind;
- * - TCP: its aggregates take the device, so its single segments must too, or a
- *   small segment overtakes the aggregate queued before it on the device;
+ * - GSO aggregates, unless the kernel resets their tunnel GSO state as it shrinks them
+ *   (weft_decap_aggregates): left behind, that state breaks the aggregate's segmentation
+ *   wherever it is forwarded;
+ * - TCP, unless its aggregates are taken too: its single segments must go where its
+ *   aggregates go, or a small segment overtakes the aggregate queued before it on the
+ *   device;
  * - outer options, fragments, a bad or padded outer header, a UDP checksum to verify,
  *   congestion marks to copy. */
 static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
@@ -36,7 +48,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	struct ethhdr *eth;
 	struct iphdr *ip;
 
-	if (skb->pkt_type != PACKET_HOST || skb->gso_size || udp->check)
+	if (skb->pkt_type != PACKET_HOST || (skb->gso_size && !weft_decap_aggregates) || udp->check)
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	if (outer->ihl != 5 || (outer->frag_off & IPV4_FRAGMENT_BITS) || (outer->tos & IPV4_ECN_CE) == IPV4_ECN_CE)
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
@@ -51,7 +63,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	ip = parse_ipv4(cursor);
-	if (!ip || ip->protocol == IPPROTO_TCP || ip->ttl <= 1)
+	if (!ip || (ip->protocol == IPPROTO_TCP && !weft_decap_aggregates) || ip->ttl <= 1)
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
 	/* The same checks as from_overlay: a known peer, sending from its own subnet; the vxlan
 	 * device and from_overlay count and drop what fails them. */
@@ -63,9 +75,12 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 
 	/* Removes outer IPv4, UDP, VXLAN and inner Ethernet: the outer Ethernet header,
 	 * already IPv4, now carries the inner packet. A checksum the NIC verified loses one
-	 * level with the outer UDP header, as the kernel's UDP receive takes it. */
-	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_NO_CSUM_RESET))
-		return TC_ACT_OK;
+	 * level with the outer UDP header, as the kernel's UDP receive takes it. An aggregate
+	 * keeps its segment size (the inner MSS) and becomes a plain TCP aggregate. A kernel
+	 * that refuses the flags has changed nothing: the device takes the packet (the packet
+	 * pointers are gone, so its trace record has no addresses). */
+	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, decap_flags()))
+		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, NULL);
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_DEC);
 	*cursor = cursor_start(skb);
 	eth = parse_eth(cursor);

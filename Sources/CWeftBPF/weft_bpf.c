@@ -299,10 +299,11 @@ int weft_hook_is_egress(__u32 hook)
 }
 
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,
-		       __u32 ingress_ifindex)
+		       __u32 ingress_ifindex, __u32 gso_size)
 {
-	/* The interface the packet came in on, as skb->ingress_ifindex shows it. */
-	struct __sk_buff context = { .ingress_ifindex = ingress_ifindex };
+	/* The interface the packet came in on, as skb->ingress_ifindex shows it, and a segment
+	 * size that makes it a GSO packet, as GRO leaves an aggregate (of no GSO type). */
+	struct __sk_buff context = { .ingress_ifindex = ingress_ifindex, .gso_size = gso_size };
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = size,
 		    .data_out = out, .data_size_out = *out_size, .repeat = 1,
 		    .ctx_in = &context, .ctx_size_in = sizeof(context));
@@ -313,6 +314,50 @@ int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, 
 	*out_size = opts.data_size_out;
 	*retval = opts.retval;
 	return 0;
+}
+
+/* Linux's flag for bpf_skb_adjust_room that resets the UDP tunnel GSO state of what it
+ * shrinks, as the kernel's tunnel devices do on decapsulation; defined here, as the uapi
+ * headers this builds against predate it. */
+#define WEFT_ADJ_ROOM_DECAP_L4_UDP (1ULL << 10)
+
+/* Loads a three-instruction TC program that removes the outer IPv4 and UDP headers of a
+ * packet with that flag, and runs it once on such a packet: the kernel refuses flags it
+ * does not know (EINVAL), so a return of 0 means it has the flag. Returns 1 when it has,
+ * 0 when it has not, or a negative errno when the probe could not run. */
+int weft_probe_decap_clears_tunnel_gso(void)
+{
+	const int shrink = -(20 + 8);
+	struct bpf_insn program[] = {
+		/* r0 = bpf_skb_adjust_room(ctx, shrink, BPF_ADJ_ROOM_MAC, flag) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = shrink },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = BPF_ADJ_ROOM_MAC },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = (__s32)WEFT_ADJ_ROOM_DECAP_L4_UDP },
+		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_skb_adjust_room },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	/* Ethernet, IPv4 (20 bytes, UDP), UDP to 8472, and 64 bytes behind. */
+	unsigned char packet[14 + 20 + 8 + 64] = {
+		[12] = 0x08, [13] = 0x00,
+		[14] = 0x45, [16] = 0, [17] = 20 + 8 + 64, [22] = 64, [23] = 17,
+		[26] = 10, [29] = 1, [30] = 10, [33] = 2,
+		[36] = 0x21, [37] = 0x18, [38] = 0, [39] = 8 + 64,
+	};
+	unsigned char out[sizeof(packet) + 64];
+	LIBBPF_OPTS(bpf_prog_load_opts, load);
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet, .data_size_in = sizeof(packet),
+		    .data_out = out, .data_size_out = sizeof(out), .repeat = 1);
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "weft_probe", "GPL", program,
+			       sizeof(program) / sizeof(program[0]), &load);
+	int err;
+
+	if (fd < 0)
+		return fd;
+	err = bpf_prog_test_run_opts(fd, &run);
+	close(fd);
+	if (err)
+		return err;
+	return run.retval == 0;
 }
 
 int weft_is_bpffs(const char *path)

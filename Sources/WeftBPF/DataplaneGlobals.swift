@@ -22,10 +22,14 @@ public struct DataplaneGlobals: Sendable, Equatable {
     /// from_pod writes the VXLAN headers itself and sends by the underlay (true), or hands the
     /// packet to the collect_md device with a tunnel key (false).
     public var encapsulateInProgram: Bool
+    /// from_underlay decapsulates GRO aggregates and TCP too: only where the kernel resets
+    /// their tunnel GSO state (`KernelFeatures.decapsulationClearsTunnelGSO`).
+    public var decapsulateAggregates: Bool
 
     public init(vni: UInt32, vtepMAC: MACAddress, vxlanInterfaceIndex: UInt32, vxlanPort: UInt16,
                 underlayInterfaceIndex: UInt32, tunnelMTU: UInt32, checkPodSource: Bool = true, checkUnderlaySource: Bool = true,
-                clusterNetwork: IPv4Prefix? = nil, localIP: IPv4Address? = nil, encapsulateInProgram: Bool = true) {
+                clusterNetwork: IPv4Prefix? = nil, localIP: IPv4Address? = nil, encapsulateInProgram: Bool = true,
+                decapsulateAggregates: Bool = false) {
         self.vni = vni
         self.vtepMAC = vtepMAC
         self.vxlanInterfaceIndex = vxlanInterfaceIndex
@@ -38,6 +42,7 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.localIP = localIP
         // Without a local IP there is no outer source: the device path.
         self.encapsulateInProgram = encapsulateInProgram && localIP != nil
+        self.decapsulateAggregates = decapsulateAggregates
     }
 
     public func apply(to object: BPFObject) throws(SystemCallError) {
@@ -54,5 +59,6 @@ public struct DataplaneGlobals: Sendable, Equatable {
         try object.setGlobal("weft_cluster_mask", (clusterNetwork?.mask ?? 0).bigEndian)
         try object.setGlobal("weft_local_ip", (localIP?.value ?? 0).bigEndian)
         try object.setGlobal("weft_encapsulate_in_program", UInt8(encapsulateInProgram ? 1 : 0))
+        try object.setGlobal("weft_decap_aggregates", UInt8(decapsulateAggregates ? 1 : 0))
     }
 }

@@ -1,4 +1,5 @@
 import CLibBPF
+import CWeftBPF
 import Glibc
 
 /// What the running kernel lets this process do with BPF, probed by loading tiny
@@ -40,5 +41,13 @@ public enum KernelFeatures {
             check("helper \(name)", since, libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, helper, nil))
         }
         return missing
+    }
+
+    /// Whether `bpf_skb_adjust_room` resets the UDP tunnel GSO state of what it decapsulates
+    /// (`BPF_F_ADJ_ROOM_DECAP_L4_UDP`, newer than Linux 6.18), so GRO aggregates and TCP can be
+    /// decapsulated in the program. Probed by running a three-instruction program that uses the
+    /// flag; false where the kernel refuses it or the probe cannot run.
+    public static func decapsulationClearsTunnelGSO() -> Bool {
+        weft_probe_decap_clears_tunnel_gso() == 1
     }
 }

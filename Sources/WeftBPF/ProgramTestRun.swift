@@ -9,15 +9,18 @@ public enum ProgramTestRun {
         public let packet: [UInt8]
     }
 
-    /// - Parameter ingressInterface: the interface the packet arrives on (`skb->ingress_ifindex`).
-    public static func run(programDescriptor: Int32, name: String, packet: [UInt8], ingressInterface: UInt32 = 0) throws(SystemCallError) -> Outcome {
+    /// - Parameters:
+    ///   - ingressInterface: the interface the packet arrives on (`skb->ingress_ifindex`).
+    ///   - gsoSize: a segment size, making the packet a GSO packet as GRO leaves one (0: none).
+    public static func run(programDescriptor: Int32, name: String, packet: [UInt8], ingressInterface: UInt32 = 0,
+                           gsoSize: UInt32 = 0) throws(SystemCallError) -> Outcome {
         var output = [UInt8](repeating: 0, count: packet.count + 256)
         var outputSize = UInt32(output.count)
         var action: UInt32 = 0
         let result = packet.withUnsafeBytes { input in
             output.withUnsafeMutableBytes { out in
                 weft_prog_test_run(programDescriptor, input.baseAddress, UInt32(input.count), out.baseAddress, &outputSize, &action,
-                                   ingressInterface)
+                                   ingressInterface, gsoSize)
             }
         }
         guard result == 0 else { throw SystemCallError("test-run program", name, errno: result) }

@@ -49,7 +49,8 @@ public final class BPFDataplane: Dataplane {
                                        vxlanPort: settings.vxlanOptions?.port ?? VXLANOptions.defaultPort,
                                        underlayInterfaceIndex: UInt32(underlay.index), tunnelMTU: tunnelMTU,
                                        checkPodSource: sourceChecks.pod, checkUnderlaySource: sourceChecks.underlay,
-                                       clusterNetwork: settings.network, localIP: settings.publicIP)
+                                       clusterNetwork: settings.network, localIP: settings.publicIP,
+                                       decapsulateAggregates: KernelFeatures.decapsulationClearsTunnelGSO())
         var descriptors: [String: Int32] = [:]
         var objects: [BPFObject] = []
         for name in BPFPrograms.names {
@@ -74,6 +75,7 @@ public final class BPFDataplane: Dataplane {
         logger.info("BPF dataplane set up", metadata: [
             "underlay": "\(underlay.name)", "vxlan": "\(vxlan?.name ?? "none")", "mtu": "\(tunnelMTU)",
             "pods": "\(endpoints.attached)", "forgotten": "\(endpoints.forgotten)", "pins": "\(pinDirectory)",
+            "vxlan_receive": "\(globals.decapsulateAggregates ? "all in BPF" : "TCP and GRO aggregates by the vxlan device (the kernel cannot reset tunnel GSO state from BPF)")",
         ])
         withExtendedLifetime(objects) {}
     }

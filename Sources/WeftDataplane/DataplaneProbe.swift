@@ -5,11 +5,22 @@ import WeftBPF
 /// and if not, every reason why, in words a user can act on.
 public struct DataplaneProbe: Sendable, Equatable {
     public let reasons: [String]
+    /// The VXLAN receive path: GRO aggregates and TCP decapsulated in the program (true), or
+    /// by the vxlan device, where the kernel cannot reset their tunnel GSO state from BPF.
+    public let aggregatesDecapsulatedInBPF: Bool
 
     public var canRunBPF: Bool { reasons.isEmpty }
 
-    public init(reasons: [String]) {
+    public init(reasons: [String], aggregatesDecapsulatedInBPF: Bool = false) {
         self.reasons = reasons
+        self.aggregatesDecapsulatedInBPF = aggregatesDecapsulatedInBPF
+    }
+
+    /// How VXLAN arrives, in words.
+    public var vxlanReceivePath: String {
+        aggregatesDecapsulatedInBPF
+            ? "everything decapsulated in from_underlay"
+            : "single UDP and ICMP packets decapsulated in from_underlay; TCP and GRO aggregates by the vxlan device (the kernel lacks BPF_F_ADJ_ROOM_DECAP_L4_UDP)"
     }
 
     /// Probes for real: the compiled objects, the capabilities, then the kernel's BPF
@@ -26,7 +37,8 @@ public struct DataplaneProbe: Sendable, Equatable {
             return DataplaneProbe(reasons: reasons)
         }
         reasons += KernelFeatures.missingForDataplane().map(\.description)
-        return DataplaneProbe(reasons: reasons)
+        return DataplaneProbe(reasons: reasons,
+                              aggregatesDecapsulatedInBPF: reasons.isEmpty && KernelFeatures.decapsulationClearsTunnelGSO())
     }
 }
 

@@ -40,8 +40,9 @@ struct LoadedProgram {
     }
 
     /// - Parameter ingressInterface: the interface the packet arrives on.
-    func run(_ packet: [UInt8], ingressInterface: UInt32 = 0) throws -> ProgramTestRun.Outcome {
-        try ProgramTestRun.run(programDescriptor: try object.programDescriptor(name), name: name, packet: packet, ingressInterface: ingressInterface)
+    func run(_ packet: [UInt8], ingressInterface: UInt32 = 0, gsoSize: UInt32 = 0) throws -> ProgramTestRun.Outcome {
+        try ProgramTestRun.run(programDescriptor: try object.programDescriptor(name), name: name, packet: packet,
+                               ingressInterface: ingressInterface, gsoSize: gsoSize)
     }
 
     func packets(_ counter: DataplaneCounter) throws -> UInt64 {

@@ -89,8 +89,8 @@ struct FromUnderlayTests {
     }
 
     /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24.
-    private func vxlanNode() throws -> LoadedProgram {
-        let program = try LoadedProgram("from_underlay", pins: pins)
+    private func vxlanNode(globals: DataplaneGlobals = LoadedProgram.globals) throws -> LoadedProgram {
+        let program = try LoadedProgram("from_underlay", pins: pins, globals: globals)
         let peer = IPv4Address("198.18.0.2")!
         try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
         try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: peer, vtepMAC: MACAddress("0a:58:00:00:00:02")!, mode: .vxlan))
@@ -119,6 +119,59 @@ struct FromUnderlayTests {
         #expect(outcome.packet.ipv4ChecksumIsValid)
         #expect(Array(outcome.packet.suffix(32)) == peerPod.payload)
         #expect(try program.packets(.deliveredLocal) == 1)
+    }
+
+    @Test("The probe for decapsulating aggregates agrees with the running kernel's own BTF: the flag is there exactly when the kernel names it")
+    func theAggregateProbeMatchesTheKernel() throws {
+        let btf = try Data(contentsOf: URL(fileURLWithPath: "/sys/kernel/btf/vmlinux"))
+        let named = btf.range(of: Data("BPF_F_ADJ_ROOM_DECAP_L4_UDP".utf8)) != nil
+        #expect(KernelFeatures.decapsulationClearsTunnelGSO() == named)
+    }
+
+    @Test("Where the kernel cannot reset tunnel GSO state from BPF, a GRO aggregate and a TCP segment go to the vxlan device unchanged; single UDP is still taken")
+    func aggregatesAndTCPTakeTheDeviceWithoutTheKernelsHelp() throws {
+        let program = try vxlanNode()
+        let aggregate = fromPeer(peerPod).bytes
+        let asAggregate = try program.run(aggregate, gsoSize: 1398)
+        #expect(asAggregate.action == TCAction.ok)
+        #expect(asAggregate.packet == aggregate)
+        var tcp = peerPod
+        tcp.ipProtocol = 6
+        let segment = fromPeer(tcp).bytes
+        let asSegment = try program.run(segment)
+        #expect(asSegment.action == TCAction.ok)
+        #expect(asSegment.packet == segment)
+        #expect(try program.packets(.passedSlowPath) == 2)
+        #expect(try program.run(aggregate).action == TCAction.redirect)
+    }
+
+    @Test("Forced on (the probe overridden), decapsulating aggregates follows the kernel: delivered where it resets tunnel GSO state, otherwise to the vxlan device unchanged, never dropped or damaged")
+    func aggregatesForcedOnFollowTheKernel() throws {
+        var globals = LoadedProgram.globals
+        globals.decapsulateAggregates = true
+        let program = try vxlanNode(globals: globals)
+        let kernelResets = KernelFeatures.decapsulationClearsTunnelGSO()
+        var tcp = peerPod
+        tcp.ipProtocol = 6
+        for (name, input, gsoSize) in [("TCP segment", fromPeer(tcp).bytes, UInt32(0)), ("UDP", fromPeer(peerPod).bytes, 0),
+                                       ("TCP aggregate", fromPeer(tcp).bytes, 1398)] {
+            let outcome = try program.run(input, gsoSize: gsoSize)
+            if kernelResets && gsoSize == 0 {
+                #expect(outcome.action == TCAction.redirect, "\(name)")
+                #expect(outcome.packet.count == input.count - 50, "\(name)")
+                #expect(outcome.packet.ipv4ChecksumIsValid, "\(name)")
+            } else if !kernelResets {
+                #expect(outcome.action == TCAction.ok, "\(name)")
+                #expect(outcome.packet == input, "\(name): unchanged")
+            }
+            // A test run's aggregate has no GSO type, which a kernel with the flag may refuse to
+            // shrink; either way it is never dropped.
+            #expect(outcome.action != TCAction.shot, "\(name)")
+        }
+        if !kernelResets {
+            #expect(try program.packets(.passedSlowPath) == 3)
+            #expect(try program.packets(.deliveredLocal) == 0)
+        }
     }
 
     @Test(arguments: NotForTheFastPath.allCases)
@@ -160,7 +213,7 @@ struct Underlay {
 
 /// VXLAN packets from_underlay leaves to the vxlan device and from_overlay, each for its reason.
 enum NotForTheFastPath: String, CaseIterable, CustomTestStringConvertible {
-    case tcp = "TCP, whose aggregates take the vxlan device and must stay in order with it"
+    case tcp = "TCP, whose aggregates take the vxlan device (the kernel cannot reset their tunnel GSO state) and must stay in order with it"
     case otherVNI = "a VNI that is not ours"
     case outerChecksum = "an outer UDP checksum the kernel must verify"
     case badOuterHeader = "an outer IPv4 header whose checksum is wrong"

@@ -19,7 +19,10 @@ struct DataplaneCommandTests {
     func probeAsRoot() throws {
         let result = try WeftProcess.run(["dataplane", "probe", "--json"])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
-        #expect(result.stdout == #"{"bpf":true,"reasons":[]}"# + "\n")
+        // The kernel names the flag that lets from_underlay take aggregates exactly when it has it.
+        let btf = try Data(contentsOf: URL(fileURLWithPath: "/sys/kernel/btf/vmlinux"))
+        let aggregates = btf.range(of: Data("BPF_F_ADJ_ROOM_DECAP_L4_UDP".utf8)) != nil
+        #expect(result.stdout == #"{"bpf":true,"reasons":[],"vxlan_aggregates_in_bpf":\#(aggregates)}"# + "\n")
     }
 
     @Test("weft compiles the programs itself, and skips the work when they are up to date")

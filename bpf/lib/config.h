@@ -18,6 +18,10 @@ const volatile __u32 weft_local_ip = 0;
 /* Encapsulate VXLAN in from_pod and send it by the underlay (1), or hand it to the collect_md
  * vxlan device with a tunnel key (0). */
 const volatile __u8 weft_encapsulate_in_program = 1;
+/* The kernel resets the UDP tunnel GSO state of what bpf_skb_adjust_room decapsulates with
+ * BPF_F_ADJ_ROOM_DECAP_L4_UDP (the loader probes for it): from_underlay then takes GRO
+ * aggregates and TCP too (1), or leaves them to the vxlan device (0). */
+const volatile __u8 weft_decap_aggregates = 0;
 /* The underlay interface, for direct routes. */
 const volatile __u32 weft_underlay_ifindex = 0;
 /* The largest IPv4 packet the tunnel carries unfragmented (underlay MTU - 50). */

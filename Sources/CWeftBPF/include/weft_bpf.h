@@ -52,9 +52,12 @@ int weft_hook_is_egress(__u32 hook);
 
 /* Runs a TC program once on a packet (BPF_PROG_TEST_RUN). */
 int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, __u32 *out_size, __u32 *retval,
-		       __u32 ingress_ifindex);
+		       __u32 ingress_ifindex, __u32 gso_size);
 
 /* 1 if path lies on a bpffs, 0 if not, a negative errno if it cannot be examined. */
+/* Whether bpf_skb_adjust_room can decapsulate a GRO aggregate of UDP tunnel packets, resetting
+ * its tunnel GSO state (BPF_F_ADJ_ROOM_DECAP_L4_UDP): 1, 0, or a negative errno. */
+int weft_probe_decap_clears_tunnel_gso(void);
 int weft_is_bpffs(const char *path);
 
 #endif

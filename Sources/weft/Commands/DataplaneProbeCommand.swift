@@ -15,10 +15,12 @@ extension DataplaneCommand {
         func run() throws {
             let probe = DataplaneProbe.run(programs: programs.programs)
             if json {
-                print(JSONValue.object(["bpf": .bool(probe.canRunBPF), "reasons": .array(probe.reasons.map(JSONValue.string))])
-                    .serialized(keyOrder: ["bpf", "reasons"]))
+                print(JSONValue.object(["bpf": .bool(probe.canRunBPF), "reasons": .array(probe.reasons.map(JSONValue.string)),
+                                        "vxlan_aggregates_in_bpf": .bool(probe.aggregatesDecapsulatedInBPF)])
+                    .serialized(keyOrder: ["bpf", "reasons", "vxlan_aggregates_in_bpf"]))
             } else if probe.canRunBPF {
                 print("bpf: usable (programs in \(programs.programs.directory))")
+                print("vxlan receive: \(probe.vxlanReceivePath)")
             } else {
                 print("bpf: not usable")
                 for reason in probe.reasons { print("  - \(reason)") }
