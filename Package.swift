@@ -92,6 +92,7 @@ let package = Package(
         .executableTarget(
             name: "weft",
             dependencies: [
+                "CWeftShell",
                 "WeftCore",
                 "WeftStore",
                 "WeftBPF",

@@ -9,6 +9,7 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
     case rrP99 = "tcp_rr_p99_us"
     case udpPPS = "udp64_kpps"
     case cpuPerGbit = "cpu_ms_per_gbit"
+    case cpuPerPacket = "cpu_ns_per_packet_fixed_rate"
 
     public var title: String {
         switch self {
@@ -16,8 +17,9 @@ public enum Metric: String, CaseIterable, Codable, Sendable {
         case .tcp4: "TCP 4 streams (Gbit/s)"
         case .rrMedian: "TCP RR median (us)"
         case .rrP99: "TCP RR p99 (us)"
-        case .udpPPS: "UDP 64 B (kpps)"
+        case .udpPPS: "UDP 64 B, 4 flows (kpps)"
         case .cpuPerGbit: "CPU per Gbit (ms)"
+        case .cpuPerPacket: "CPU per packet, fixed rate (ns)"
         }
     }
 
@@ -34,16 +36,6 @@ public enum ToolOutput {
             throw BenchError("iperf3 reported no sum_received.bits_per_second")
         }
         return bits / 1e9
-    }
-
-    /// Datagrams the receiver got per second in an iperf3 UDP run, in thousands.
-    public static func iperfUDPKpps(_ json: String) throws -> Double {
-        let end = try iperfEnd(json)
-        guard let sum = end["sum"] as? [String: Any], let packets = sum["packets"] as? Int, let seconds = sum["seconds"] as? Double, seconds > 0 else {
-            throw BenchError("iperf3 reported no UDP packet count")
-        }
-        let lost = sum["lost_packets"] as? Int ?? 0
-        return Double(packets - lost) / seconds / 1000
     }
 
     static func iperfEnd(_ json: String) throws -> [String: Any] {
@@ -67,6 +59,13 @@ public enum ToolOutput {
             throw BenchError("sockperf printed no percentiles: \(text.suffix(300))")
         }
         return (median, p99)
+    }
+
+    /// CPU nanoseconds per packet delivered: busy jiffies over the run (every CPU, the
+    /// generator's included) at `ticksPerSecond`, divided by the packets that arrived.
+    public static func cpuNanosecondsPerPacket(busyJiffies: UInt64, ticksPerSecond: Double, packets: UInt64) -> Double? {
+        guard packets > 0, ticksPerSecond > 0 else { return nil }
+        return Double(busyJiffies) / ticksPerSecond * 1e9 / Double(packets)
     }
 
     /// Busy and total jiffies from /proc/stat's first line.

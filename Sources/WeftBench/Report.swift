@@ -60,7 +60,7 @@ public struct BenchReport: Codable, Sendable {
 
     public func table() -> String {
         func format(_ value: Double) -> String { value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value) }
-        let width = 26
+        let width = (Metric.allCases.map(\.title.count).max() ?? 24) + 2
         func pad(_ text: String, _ size: Int = width) -> String { text.padding(toLength: size, withPad: " ", startingAt: 0) }
         var lines = placement.isEmpty ? [] : [placement, ""]
         lines.append(pad("metric (median, min-max)") + modes.map { pad($0, 22) }.joined())
@@ -76,10 +76,10 @@ public struct BenchReport: Codable, Sendable {
             lines.append(line)
         }
         lines.append("")
-        lines.append(pad("ratio", 44) + Metric.allCases.map { pad($0.title, 24) }.joined())
+        lines.append(pad("ratio", 44) + Metric.allCases.map { pad($0.title, $0.title.count + 2) }.joined())
         for (mode, reference) in Self.comparisons where modes.contains(mode) && modes.contains(reference) {
             lines.append(pad("\(mode) / \(reference)", 44) + Metric.allCases.map { metric in
-                pad(ratio(mode, to: reference, metric).map { String(format: "%.2fx", $0) } ?? "-", 24)
+                pad(ratio(mode, to: reference, metric).map { String(format: "%.2fx", $0) } ?? "-", metric.title.count + 2)
             }.joined())
         }
         return lines.joined(separator: "\n")

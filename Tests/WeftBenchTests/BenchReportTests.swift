@@ -4,11 +4,9 @@ import WeftBench
 
 @Suite("Benchmark parsing and reports")
 struct BenchReportTests {
-    @Test func iperf3TCPAndUDPSummariesAreRead() throws {
+    @Test func iperf3TCPSummariesAreRead() throws {
         let tcp = #"{"start":{},"end":{"sum_sent":{"bits_per_second":2.1e10},"sum_received":{"bits_per_second":2.0e10}}}"#
         #expect(try ToolOutput.iperfTCPGbps(tcp) == 20)
-        let udp = #"{"end":{"sum":{"packets":2000000,"lost_packets":500000,"seconds":5.0}}}"#
-        #expect(try ToolOutput.iperfUDPKpps(udp) == 300)
         let failed = #"{"error":"unable to connect to server: Connection refused"}"#
         let error = #expect(throws: BenchError.self) { try ToolOutput.iperfTCPGbps(failed) }
         #expect(error?.description == "iperf3: unable to connect to server: Connection refused")
@@ -30,6 +28,20 @@ struct BenchReportTests {
         let jiffies = ToolOutput.cpuJiffies(stat)
         #expect(jiffies.total == 1180)
         #expect(jiffies.busy == 160)
+    }
+
+    @Test("A paced generator's batches fall due evenly; the sink's count and the CPU per packet read as they should")
+    func pacingAndPacketCounts() throws {
+        let schedule = PacingSchedule(rate: 50_000, batch: 32)
+        #expect(schedule.offset(ofBatch: 0) == 0)
+        #expect(schedule.offset(ofBatch: 1) == 32.0 / 50_000)
+        #expect(abs(schedule.offset(ofBatch: 50_000 / 32) - 0.99968) < 1e-9, "a second's worth of batches in just under a second")
+        let count = try JSONDecoder().decode(PacketCount.self, from: Data(#"{"packets":250000,"seconds":5}"#.utf8))
+        #expect(count.kpps == 50)
+        #expect(PacketCount(packets: 10, seconds: 0).kpps == 0)
+        // 150 busy jiffies at 100 Hz over 250000 packets: 6 us each.
+        #expect(ToolOutput.cpuNanosecondsPerPacket(busyJiffies: 150, ticksPerSecond: 100, packets: 250_000) == 6000)
+        #expect(ToolOutput.cpuNanosecondsPerPacket(busyJiffies: 150, ticksPerSecond: 100, packets: 0) == nil)
     }
 
     @Test func mediansSpreadsAndRatiosComeFromEverySample() throws {

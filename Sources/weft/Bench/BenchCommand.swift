@@ -10,14 +10,15 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure BPF and kernel dataplanes (VXLAN, host-gw) against the underlay, interleaved round by round.",
-        subcommands: [Dataplanes.self, ControlPlane.self, ApplyPeers.self, FillStore.self, LeaseBurst.self],
+        subcommands: [Dataplanes.self, ControlPlane.self, ApplyPeers.self, FillStore.self, LeaseBurst.self, Packets.self],
         defaultSubcommand: Dataplanes.self)
 
     struct Dataplanes: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "dataplane",
-            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate, CPU per Gbit; sender and receiver pinned to their own CPUs.")
-        @Option(help: "Rounds; every mode is measured once per round.") var rounds: Int = 3
+            abstract: "TCP throughput (1 and 4 streams), TCP request/response latency, UDP 64-byte packet rate (4 flows, sendmmsg), CPU per Gbit and per packet at a fixed rate; sender and receiver on their own CPUs.")
+        @Option(help: "Rounds; every mode is measured once per round.") var rounds: Int = 5
+        @Option(help: "The offered rate, in thousands of packets a second, at which CPU per packet is measured; below what every mode delivers.") var fixedRateKpps: Double = 50
         @Option(help: "Seconds per measurement.") var duration: Int = 5
         @Option(help: "Write every sample here as JSON.") var json: String?
         @Option(help: "Write a bar chart here as SVG.") var svg: String?
@@ -51,7 +52,7 @@ struct BenchCommand: ParsableCommand {
             for round in 1...rounds {
                 for topology in topologies {
                     print("==> round \(round)/\(rounds): \(topology.mode)")
-                    try measure(topology, round: round, into: &report)
+                    try measure(topology, round: round, weft: weft, into: &report)
                 }
             }
             print("")
@@ -60,7 +61,7 @@ struct BenchCommand: ParsableCommand {
             if let svg { try report.svg().write(toFile: svg, atomically: true, encoding: .utf8) }
         }
 
-        private func measure(_ topology: BenchTopology, round: Int, into report: inout BenchReport) throws {
+        private func measure(_ topology: BenchTopology, round: Int, weft: String, into report: inout BenchReport) throws {
             let seconds = "\(duration)"
             let before = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
             let single = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-J"]))
@@ -74,8 +75,28 @@ struct BenchCommand: ParsableCommand {
             let latency = try ToolOutput.sockperfLatency(try topology.run(["sockperf", "ping-pong", "--tcp", "--mps=max", "-i", topology.targetIP, "-p", "11111", "-t", seconds]))
             report.record(round: round, mode: topology.mode, .rrMedian, latency.median)
             report.record(round: round, mode: topology.mode, .rrP99, latency.p99)
-            let udp = try ToolOutput.iperfUDPKpps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-u", "-l", "64", "-b", "0", "-t", seconds, "-J"]))
-            report.record(round: round, mode: topology.mode, .udpPPS, udp)
+            let flood = try packets(topology, weft: weft, rate: nil)
+            report.record(round: round, mode: topology.mode, .udpPPS, flood.count.kpps)
+            let paced = try packets(topology, weft: weft, rate: fixedRateKpps * 1000)
+            if let nanoseconds = ToolOutput.cpuNanosecondsPerPacket(busyJiffies: paced.busyJiffies, ticksPerSecond: ticks, packets: paced.count.packets) {
+                report.record(round: round, mode: topology.mode, .cpuPerPacket, nanoseconds)
+            }
+        }
+
+        /// 64-byte datagrams in 4 flows from the source pod to a sink on the target, as fast as
+        /// they go or at `rate`: what arrived, and the CPU every core spent meanwhile.
+        private func packets(_ topology: BenchTopology, weft: String, rate: Double?) throws -> (count: PacketCount, busyJiffies: UInt64) {
+            let sink = try topology.startSink(weft: weft, seconds: duration)
+            let before = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            _ = try topology.run([weft, "bench", "packets", "send", "--to", topology.targetIP, "--port", "\(BenchTopology.sinkPort)",
+                                  "--flows", "4", "--size", "64", "--duration", "\(duration)"] + (rate.map { ["--rate", "\(Int($0))"] } ?? []))
+            let collected = sink.collect()
+            let after = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
+            guard collected.termination.status == 0,
+                  let count = try? JSONDecoder().decode(PacketCount.self, from: Data(collected.output)) else {
+                throw CommandFailure("\(topology.mode): the packet sink failed: \(String(decoding: collected.error, as: UTF8.self))")
+            }
+            return (count, after.busy - before.busy)
         }
 
         static func machine() -> String {

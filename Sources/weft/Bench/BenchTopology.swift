@@ -27,7 +27,7 @@ final class BenchTopology {
     static let placement: (sender: Int, receiver: Int)? = ProcessInfo.processInfo.activeProcessorCount > 1 ? (0, 1) : nil
 
     static var placementDescription: String {
-        placement.map { "sender pinned to CPU \($0.sender), receiver to CPU \($0.receiver); GRO on the underlay interfaces" }
+        placement.map { "sender and node 1's receive processing on CPU \($0.sender), receiver and node 2's on CPU \($0.receiver) (taskset, RPS); GRO on the underlay interfaces" }
             ?? "one CPU: sender and receiver share it; GRO on the underlay interfaces"
     }
 
@@ -52,6 +52,14 @@ final class BenchTopology {
         try topology.join(.init(node(1), "u1", "198.18.0.1/24"), .init(node(2), "u2", "198.18.0.2/24"))
         // As a real NIC has it (veth aggregates only once GRO is on).
         for n in [1, 2] { try Command.must(["ip", "netns", "exec", node(n), "ethtool", "-K", "u\(n)", "gro", "on"]) }
+        // A veth pair delivers on the sending CPU; RPS moves each node's receive processing to
+        // its own CPU, as two machines would do it.
+        if let placement = Self.placement {
+            for (n, cpu) in [(1, placement.sender), (2, placement.receiver)] {
+                try Command.must(["ip", "netns", "exec", node(n), "sh", "-c",
+                                  "echo \(String(1 << cpu, radix: 16)) > /sys/class/net/u\(n)/queues/rx-0/rps_cpus"])
+            }
+        }
         guard usesPods else { return }
         let unchecked = mode.hasSuffix("-unchecked")
         let vxlan = mode.hasPrefix("bpf-vxlan") || mode.hasPrefix("kernel-vxlan")
@@ -100,6 +108,17 @@ final class BenchTopology {
                                             output: .null, error: .null))
         }
         usleep(500_000)
+    }
+
+    static let sinkPort = 9000
+
+    /// `weft bench packets receive` on the target, pinned as the receiver is; collect it for its count.
+    func startSink(weft: String, seconds: Int) throws -> ChildProcess {
+        let sink = try ChildProcess(["ip", "netns", "exec", target] + Self.pinned(to: Self.placement?.receiver)
+                                    + [weft, "bench", "packets", "receive", "--port", "\(Self.sinkPort)", "--duration", "\(seconds)"],
+                                    output: .pipe, error: .pipe)
+        usleep(300_000)
+        return sink
     }
 
     func run(_ arguments: [String]) throws -> String {
