@@ -28,50 +28,9 @@ struct BPFEndToEndTests {
         let lab = try TwoNodes(backend: .vxlan)
         try lab.startBPF(1)
         try lab.startBPF(2)
-        // The same bytes on both sides: 1024 chunks of 1 MiB, each a seeded random block rotated by its index.
-        let data = """
-            import hashlib, random
-            block = random.Random(17).randbytes(1 << 20)
-            def chunks():
-                for i in range(1024):
-                    k = (i * 4099) % len(block)
-                    yield block[k:] + block[:k]
-            """
-        let receiver = data + """
-
-            import socket
-            server = socket.create_server(("\(lab.podIP(2))", 7001))
-            connection, _ = server.accept()
-            digest, total = hashlib.sha256(), 0
-            while True:
-                part = connection.recv(1 << 20)
-                if not part:
-                    break
-                digest.update(part)
-                total += len(part)
-            print(total, digest.hexdigest())
-            """
-        let sender = data + """
-
-            import socket, time
-            for attempt in range(50):
-                try:
-                    connection = socket.create_connection(("\(lab.podIP(2))", 7001))
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            digest = hashlib.sha256()
-            for chunk in chunks():
-                connection.sendall(chunk)
-                digest.update(chunk)
-            connection.close()
-            print(1 << 30, digest.hexdigest())
-            """
-        let server = try lab.namespaces.start(lab.pod(2), ["python3", "-c", receiver], output: .pipe)
-        let sent = try lab.namespaces.must(lab.pod(1), ["python3", "-c", sender]).trimmingCharacters(in: .whitespacesAndNewlines)
-        let received = String(decoding: server.collect().output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(received == sent, "sent \(sent), received \(received)")
-        #expect(sent.hasPrefix("1073741824 "))
+        let (transfer, _) = try PodTraffic.checksummedTCP(from: lab.pod(1), to: lab.pod(2), address: lab.podIP(2))
+        #expect(transfer.intact, "sent \(transfer.sent), received \(transfer.received)")
+        #expect(transfer.sent.hasPrefix("1073741824 "))
         let counters = try lab.counters(1)
         #expect(counters["encapsulated"]! > 1000, "the transfer took the program's encapsulation: \(counters)")
         let deviceSent = Int(try lab.namespaces.must(lab.node(1), ["cat", "/sys/class/net/weft.1/statistics/tx_packets"])
