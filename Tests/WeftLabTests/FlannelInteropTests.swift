@@ -43,6 +43,25 @@ struct FlannelInteropTests {
         #expect(!tooBig.succeeded)
     }
 
+    @Test("Weft BPF and stock flanneld: 1 GiB of TCP each way arrives intact by SHA-256, and numbered datagrams of mixed sizes all arrive, in order")
+    func bulkBothWaysWithFlanneld() throws {
+        let lab = try LabFixture(nodes: 1, dataplane: "bpf", store: "etcd")
+        let flannel = try FlannelNode(beside: lab)
+        let weftPod = (try lab.node("n1")["pods"] as? [[String: Any]])?.first
+        let weftNamespace = try #require(weftPod?["namespace"] as? String)
+        let weftIP = try #require(weftPod?["ip"] as? String)
+        for (from, to, address) in [(weftNamespace, flannel.pod, flannel.podIP), (flannel.pod, weftNamespace, weftIP)] {
+            let (transfer, _) = try PodTraffic.checksummedTCP(from: from, to: to, address: address)
+            #expect(transfer.intact, "\(from) -> \(to): sent \(transfer.sent), received \(transfer.received)")
+            #expect(transfer.sent.hasPrefix("1073741824 "))
+            let datagrams = try PodTraffic.numberedUDP(from: from, to: to, address: address)
+            #expect(datagrams.received == datagrams.sent && datagrams.inOrder && datagrams.damaged == 0, "\(from) -> \(to): \(datagrams)")
+        }
+        let counters = try lab.inNode("n1", ["maps", "counters", "--json"])
+        let outcomes = try #require(try JSONSerialization.jsonObject(with: Data(counters.stdout.utf8)) as? [String: [String: Int]])
+        #expect((outcomes["encapsulated"]?["packets"] ?? 0) > 1000, "the Weft node encapsulated in from_pod: \(counters.stdout)")
+    }
+
     /// The Flannel chains of a node's `iptables-save`, its own subnet written as SUBNET.
     func flannelChains(_ save: String, subnet: String) -> [String] {
         save.split(separator: "\n").map(String.init)
