@@ -1,5 +1,6 @@
 import Foundation
 import WeftBPF
+import WeftNetlink
 
 /// Whether this kernel, these privileges and these files can run the BPF dataplane,
 /// and if not, every reason why, in words a user can act on.
@@ -11,9 +12,20 @@ public struct DataplaneProbe: Sendable, Equatable {
 
     public var canRunBPF: Bool { reasons.isEmpty }
 
-    public init(reasons: [String], aggregatesDecapsulatedInBPF: Bool = false) {
+    /// Whether the kernel has netkit devices (Linux 6.7+, `CONFIG_NETKIT`).
+    public let netkit: Bool
+
+    public init(reasons: [String], aggregatesDecapsulatedInBPF: Bool = false, netkit: Bool = false) {
         self.reasons = reasons
         self.aggregatesDecapsulatedInBPF = aggregatesDecapsulatedInBPF
+        self.netkit = netkit
+    }
+
+    /// What pods are plugged with, in words.
+    public var podInterfaces: String {
+        netkit
+            ? "veth on the bridge (this kernel has netkit, which Weft does not use yet)"
+            : "veth on the bridge (this kernel has no netkit: Linux 6.7+ built with CONFIG_NETKIT)"
     }
 
     /// How VXLAN arrives, in words.
@@ -37,8 +49,10 @@ public struct DataplaneProbe: Sendable, Equatable {
             return DataplaneProbe(reasons: reasons)
         }
         reasons += KernelFeatures.missingForDataplane().map(\.description)
+        let netkit = (try? NetlinkSocket().kernelKnowsLinkKind("netkit")) ?? false
         return DataplaneProbe(reasons: reasons,
-                              aggregatesDecapsulatedInBPF: reasons.isEmpty && KernelFeatures.decapsulationClearsTunnelGSO())
+                              aggregatesDecapsulatedInBPF: reasons.isEmpty && KernelFeatures.decapsulationClearsTunnelGSO(),
+                              netkit: netkit)
     }
 }
 

@@ -95,6 +95,29 @@ extension NetlinkSocket {
         try perform(request, "create vxlan device", name)
     }
 
+    /// Whether the kernel can create links of `kind` ("netkit", say), asked without creating one:
+    /// the request names the kind with an MTU of 0, which the kernel refuses (EINVAL) only after
+    /// it has found the kind, and refuses with EOPNOTSUPP before that when it has no such kind.
+    public func kernelKnowsLinkKind(_ kind: String) throws(SystemCallError) -> Bool {
+        var request = NetlinkRequest(type: UInt16(RTM_NEWLINK), flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+                                     header: Self.linkHeader())
+        request.append(Int32(IFLA_IFNAME), string: "weftprobe0")
+        request.append(Int32(IFLA_MTU), uint32: 0)
+        request.beginNest(Int32(IFLA_LINKINFO))
+        request.append(Int32(IFLA_INFO_KIND), string: kind)
+        request.endNest()
+        do {
+            try perform(request, "probe link kind", kind)
+        } catch where error.errno == .notSupported || error.errno == .operationNotSupportedByDevice {
+            return false
+        } catch where error.errno == .invalidArgument {
+            return true
+        }
+        // Created after all (a kind with no lower MTU bound): it exists; remove the probe's link.
+        if let probe = try link(named: "weftprobe0") { try deleteLink(index: probe.index) }
+        return true
+    }
+
     /// Changes what is given and leaves the rest: up or down, ARP on or off, MTU, MAC.
     public func setLink(index: Int32, up: Bool? = nil, arp: Bool? = nil, mtu: UInt32? = nil, mac: MACAddress? = nil) throws(SystemCallError) {
         var flags: UInt32 = 0

@@ -22,7 +22,8 @@ struct DataplaneCommandTests {
         // The kernel names the flag that lets from_underlay take aggregates exactly when it has it.
         let btf = try Data(contentsOf: URL(fileURLWithPath: "/sys/kernel/btf/vmlinux"))
         let aggregates = btf.range(of: Data("BPF_F_ADJ_ROOM_DECAP_L4_UDP".utf8)) != nil
-        #expect(result.stdout == #"{"bpf":true,"reasons":[],"vxlan_aggregates_in_bpf":\#(aggregates)}"# + "\n")
+        let netkit = try Command.run(["sh", "-c", "zcat /proc/config.gz | grep -qE '^CONFIG_NETKIT=[ym]'"]).succeeded
+        #expect(result.stdout == #"{"bpf":true,"reasons":[],"vxlan_aggregates_in_bpf":\#(aggregates),"netkit":\#(netkit)}"# + "\n")
     }
 
     @Test("weft compiles the programs itself, and skips the work when they are up to date")

@@ -9,6 +9,20 @@ import WeftTestSupport
 /// also read back with iproute2 so the two views must agree.
 @Suite("Netlink in a network namespace", .enabled(if: getuid() == 0, "needs root for namespaces"))
 struct NetlinkNamespaceTests {
+    @Test("The link-kind probe knows vxlan, veth and bridge, not a made-up kind, and netkit exactly when the kernel was built with it; it creates nothing")
+    func linkKindProbe() throws {
+        let namespaces = Namespaces()
+        let ns = try namespaces.add("probe")
+        let netlink = try NetlinkSocket.opened(inNamespace: "/run/netns/\(ns)")
+        for kind in ["vxlan", "veth", "bridge"] { #expect(try netlink.kernelKnowsLinkKind(kind), "\(kind)") }
+        #expect(try !netlink.kernelKnowsLinkKind("weft-no-such-kind"))
+        let config = try Command.run(["sh", "-c", "zcat /proc/config.gz | grep -E '^CONFIG_NETKIT=[ym]'"])
+        if try Command.run(["test", "-r", "/proc/config.gz"]).succeeded {
+            #expect(try netlink.kernelKnowsLinkKind("netkit") == config.succeeded, "CONFIG_NETKIT: \(config.stdout)")
+        }
+        #expect(try Command.must(["ip", "-n", ns, "-o", "link", "show"]).split(separator: "\n").count == 1, "only lo")
+    }
+
     @Test("Flannel's device, address, neighbour, FDB entry and onlink route, read back both ways")
     func flannelEntries() throws {
         let namespaces = Namespaces()

@@ -16,11 +16,12 @@ extension DataplaneCommand {
             let probe = DataplaneProbe.run(programs: programs.programs)
             if json {
                 print(JSONValue.object(["bpf": .bool(probe.canRunBPF), "reasons": .array(probe.reasons.map(JSONValue.string)),
-                                        "vxlan_aggregates_in_bpf": .bool(probe.aggregatesDecapsulatedInBPF)])
-                    .serialized(keyOrder: ["bpf", "reasons", "vxlan_aggregates_in_bpf"]))
+                                        "vxlan_aggregates_in_bpf": .bool(probe.aggregatesDecapsulatedInBPF), "netkit": .bool(probe.netkit)])
+                    .serialized(keyOrder: ["bpf", "reasons", "vxlan_aggregates_in_bpf", "netkit"]))
             } else if probe.canRunBPF {
                 print("bpf: usable (programs in \(programs.programs.directory))")
                 print("vxlan receive: \(probe.vxlanReceivePath)")
+                print("pods: \(probe.podInterfaces)")
             } else {
                 print("bpf: not usable")
                 for reason in probe.reasons { print("  - \(reason)") }
