@@ -12,23 +12,31 @@
 #include "lib/parse.h"
 #include "lib/maps.h"
 #include "lib/deliver.h"
+#include "lib/flows.h"
 
 SEC("tc")
 int from_overlay(struct __sk_buff *skb)
 {
-	struct cursor cursor = cursor_start(skb);
 	struct bpf_tunnel_key key = {};
 	struct weft_endpoint *endpoint;
+	struct weft_flow_key flow;
+	struct tunnel_facts tunnel;
+	struct cursor cursor;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	struct tunnel_facts tunnel;
 
+	if ((long)skb->data + ETH_HLEN + 20 + 4 > (long)skb->data_end && skb->len >= ETH_HLEN + 20 + 4)
+		bpf_skb_pull_data(skb, ETH_HLEN + 20 + 4);
+	cursor = cursor_start(skb);
+	eth = parse_eth(&cursor);
+	ip = eth && eth->h_proto == bpf_htons(ETH_P_IP) ? parse_ipv4(&cursor) : NULL;
+	/* Whatever becomes of it, a segment from_underlay left to the device is through. */
+	if (ip && !weft_decap_aggregates && tcp_flow(ip, &cursor, &flow))
+		arrived_from_device(&flow);
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0))
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, NULL);
 	tunnel.vni = key.tunnel_id;
 	tunnel.peer = bpf_htonl(key.remote_ipv4);
-	eth = parse_eth(&cursor);
-	ip = eth && eth->h_proto == bpf_htons(ETH_P_IP) ? parse_ipv4(&cursor) : NULL;
 	if (key.tunnel_id != weft_vni)
 		return drop(skb, WEFT_CTR_DROP_BAD_VNI, ip, &tunnel);
 	if (!peer_at(tunnel.peer, WEFT_MODE_VXLAN))

@@ -18,6 +18,7 @@
 #include "lib/vxlan.h"
 #include "lib/ipv4.h"
 #include "lib/eth.h"
+#include "lib/flows.h"
 
 static __always_inline __u64 decap_flags(void)
 {
@@ -28,50 +29,63 @@ static __always_inline __u64 decap_flags(void)
 	return flags;
 }
 
+/* Leaves a VXLAN packet to the vxlan device, counted for its TCP flow if it has one. */
+static __always_inline int to_device(struct __sk_buff *skb, const struct weft_flow_key *flow, int tcp, const struct iphdr *outer)
+{
+	if (tcp)
+		leave_to_device(flow);
+	return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+}
+
 /* A VXLAN packet from a known peer to a local pod, decapsulated in place and delivered.
  * It takes only what the vxlan device and from_overlay would deliver unchanged, and
- * returns TC_ACT_OK (the kernel path, with its checks and counters) for the rest:
- * - GSO aggregates, unless the kernel resets their tunnel GSO state as it shrinks them
+ * leaves the rest to the device (the kernel path, with its checks and counters):
+ * - GRO aggregates, unless the kernel resets their tunnel GSO state as it shrinks them
  *   (weft_decap_aggregates): left behind, that state breaks the aggregate's segmentation
  *   wherever it is forwarded;
- * - TCP, unless its aggregates are taken too: its single segments must go where its
- *   aggregates go, or a small segment overtakes the aggregate queued before it on the
- *   device;
+ * - a TCP segment whose flow has segments waiting on the device's path, which it must not
+ *   overtake (lib/flows.h);
  * - outer options, fragments, a bad or padded outer header, a UDP checksum to verify,
  *   congestion marks to copy. */
 static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *cursor, struct iphdr *outer,
 					 struct udphdr *udp)
 {
 	struct tunnel_facts tunnel = { .vni = weft_vni, .peer = outer->saddr };
+	struct weft_flow_key flow = {};
 	struct weft_endpoint *endpoint;
 	struct vxlan_header *vxlan;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	int tcp = 0;
 
-	if (skb->pkt_type != PACKET_HOST || (skb->gso_size && !weft_decap_aggregates) || udp->check)
+	vxlan = parse_vxlan(cursor);
+	eth = vxlan ? parse_eth(cursor) : NULL;
+	ip = eth && eth->h_proto == bpf_htons(ETH_P_IP) ? parse_ipv4(cursor) : NULL;
+	if (!ip)
 		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+	if (!weft_decap_aggregates)
+		tcp = tcp_flow(ip, cursor, &flow);
+	if (skb->pkt_type != PACKET_HOST || udp->check)
+		return to_device(skb, &flow, tcp, outer);
 	if (outer->ihl != 5 || (outer->frag_off & IPV4_FRAGMENT_BITS) || (outer->tos & IPV4_ECN_CE) == IPV4_ECN_CE)
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+		return to_device(skb, &flow, tcp, outer);
 	/* What ip_rcv would check of the outer header: its checksum, and a length that
 	 * neither truncates nor pads the frame. */
 	if (!ipv4_checksum_valid(outer) || bpf_ntohs(outer->tot_len) != skb->len - ETH_HLEN)
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
-	vxlan = parse_vxlan(cursor);
-	if (!vxlan || vxlan->flags != VXLAN_FLAG_VNI_VALID || vxlan->vni != bpf_htonl(weft_vni << 8))
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
-	eth = parse_eth(cursor);
-	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
-	ip = parse_ipv4(cursor);
-	if (!ip || (ip->protocol == IPPROTO_TCP && !weft_decap_aggregates) || ip->ttl <= 1)
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+		return to_device(skb, &flow, tcp, outer);
+	if (vxlan->flags != VXLAN_FLAG_VNI_VALID || vxlan->vni != bpf_htonl(weft_vni << 8) || ip->ttl <= 1)
+		return to_device(skb, &flow, tcp, outer);
+	if (skb->gso_size && !weft_decap_aggregates)
+		return to_device(skb, &flow, tcp, outer);
+	if (tcp && waiting_on_device(&flow))
+		return to_device(skb, &flow, tcp, outer);
 	/* The same checks as from_overlay: a known peer, sending from its own subnet; the vxlan
 	 * device and from_overlay count and drop what fails them. */
 	if (!peer_at(outer->saddr, WEFT_MODE_VXLAN) || !peer_owns_source(outer->saddr, ip->saddr))
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+		return to_device(skb, &flow, tcp, outer);
 	endpoint = lookup_endpoint(ip->daddr);
 	if (!endpoint)
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, outer);
+		return to_device(skb, &flow, tcp, outer);
 
 	/* Removes outer IPv4, UDP, VXLAN and inner Ethernet: the outer Ethernet header,
 	 * already IPv4, now carries the inner packet. A checksum the NIC verified loses one
@@ -80,7 +94,7 @@ static __always_inline int receive_vxlan(struct __sk_buff *skb, struct cursor *c
 	 * that refuses the flags has changed nothing: the device takes the packet (the packet
 	 * pointers are gone, so its trace record has no addresses). */
 	if (bpf_skb_adjust_room(skb, -(__s32)VXLAN_OVERHEAD, BPF_ADJ_ROOM_MAC, decap_flags()))
-		return pass(skb, WEFT_CTR_PASSED_SLOW_PATH, NULL);
+		return to_device(skb, &flow, tcp, NULL);
 	bpf_csum_level(skb, BPF_CSUM_LEVEL_DEC);
 	*cursor = cursor_start(skb);
 	eth = parse_eth(cursor);
@@ -152,11 +166,16 @@ static __always_inline int deliver_from_direct_peer(struct __sk_buff *skb, struc
 SEC("tc")
 int from_underlay(struct __sk_buff *skb)
 {
-	struct cursor cursor = cursor_start(skb);
-	struct ethhdr *eth = parse_eth(&cursor);
+	struct cursor cursor;
+	struct ethhdr *eth;
 	struct iphdr *ip;
 	__u32 peer_ip;
 
+	/* A VXLAN packet's flow is keyed from its linear part (lib/flows.h). */
+	if (weft_vxlan_ifindex && (long)skb->data + WEFT_FLOW_HEADERS > (long)skb->data_end && skb->len >= WEFT_FLOW_HEADERS)
+		bpf_skb_pull_data(skb, WEFT_FLOW_HEADERS);
+	cursor = cursor_start(skb);
+	eth = parse_eth(&cursor);
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	ip = parse_ipv4(&cursor);

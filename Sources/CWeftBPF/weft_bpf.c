@@ -39,8 +39,10 @@ __attribute__((constructor)) static void install_libbpf_printer(void)
 	libbpf_set_print(print_libbpf);
 }
 
-/* Maps whose contents a node can lose at no cost: counters and monitor state. */
-static const char *const rebuildable_maps[] = { "weft_counters", "weft_events", "weft_monitor", "weft_event_budget" };
+/* Maps whose contents a node can lose at no cost: counters, monitor state, and the TCP flows
+ * waiting on the vxlan device (a lost count lets one segment through early, at worst). */
+static const char *const rebuildable_maps[] = { "weft_counters", "weft_events", "weft_monitor", "weft_event_budget",
+						"weft_device_flows" };
 
 static int is_rebuildable(const char *name)
 {

@@ -64,13 +64,13 @@ struct BenchCommand: ParsableCommand {
         private func measure(_ topology: BenchTopology, round: Int, weft: String, into report: inout BenchReport) throws {
             let seconds = "\(duration)"
             let before = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
-            let single = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-J"]))
+            let single = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-C", "cubic", "-t", seconds, "-J"]))
             let after = ToolOutput.cpuJiffies(try String(contentsOfFile: "/proc/stat", encoding: .utf8))
             report.record(round: round, mode: topology.mode, .tcp1, single)
             let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
             let cpuMilliseconds = Double(after.busy - before.busy) / ticks * 1000
             if single > 0 { report.record(round: round, mode: topology.mode, .cpuPerGbit, cpuMilliseconds / (single * Double(duration))) }
-            let four = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-t", seconds, "-P", "4", "-J"]))
+            let four = try ToolOutput.iperfTCPGbps(try topology.run(["iperf3", "-c", topology.targetIP, "-p", "5201", "-C", "cubic", "-t", seconds, "-P", "4", "-J"]))
             report.record(round: round, mode: topology.mode, .tcp4, four)
             let latency = try ToolOutput.sockperfLatency(try topology.run(["sockperf", "ping-pong", "--tcp", "--mps=max", "-i", topology.targetIP, "-p", "11111", "-t", seconds]))
             report.record(round: round, mode: topology.mode, .rrMedian, latency.median)
