@@ -116,8 +116,9 @@ struct BadDayTests {
         let pins = "\(lab.directory)/n1/bpf"
         for pin in try FileManager.default.contentsOfDirectory(atPath: pins) { unlink("\(pins)/\(pin)") }
         // Deleting pins makes no netlink event: the next full check (every 10 s) finds it. from_underlay
-        // holds all 7: peers, tunnels, endpoints, counters, events, the monitor switch and the event budget.
-        #expect(try waitUntil(seconds: 25) { lab.log("n1").contains("were gone: pinned 7 maps again from the running programs") },
+        // holds all 8: peers, tunnels, endpoints, counters, events, the monitor switch, the event budget
+        // and the TCP flows waiting on the vxlan device.
+        #expect(try waitUntil(seconds: 25) { lab.log("n1").contains("were gone: pinned 8 maps again from the running programs") },
                 "\(lab.log("n1").suffix(1500))")
         let pod = (try lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
         #expect(try lab.inNode("n1", ["maps", "endpoints", "--json"]).stdout.contains(pod), "the pod's endpoint was kept")
