@@ -14,7 +14,7 @@ struct BenchCommandTests {
         #expect(result.stdout.contains("bpf-vxlan / kernel-vxlan"))
         #expect(result.stdout.contains("bpf-vxlan / underlay"))
         #expect(result.stdout.contains("bpf-vxlan / kernel-vxlan-flannel"), "Flannel as deployed, with its masquerade rules")
-        #expect(result.stdout.contains("sender and node 1's receive processing on CPU 0, receiver and node 2's on CPU 1 (taskset, RPS); GRO on the underlay interfaces"),
+        #expect(result.stdout.contains("sender and node 1's receive processing on CPU 0, receiver and node 2's on CPU 1 (taskset, threaded NAPI); GRO on the underlay interfaces"),
                 "the placement is stated")
         let json = try #require(FileManager.default.contents(atPath: files.file("bench.json")))
         let document = try #require(try JSONSerialization.jsonObject(with: json) as? [String: Any])
@@ -24,7 +24,7 @@ struct BenchCommandTests {
         for sample in samples where sample["metric"] as? String == "udp64_kpps" || sample["metric"] as? String == "cpu_ns_per_packet_fixed_rate" {
             #expect((sample["value"] as? Double ?? 0) > 0, "\(sample)")
         }
-        #expect((document["placement"] as? String)?.contains("RPS") == true)
+        #expect((document["placement"] as? String)?.contains("threaded NAPI") == true)
         #expect(try String(contentsOfFile: files.file("bench.svg"), encoding: .utf8).hasPrefix("<svg"))
         let leftovers = try Command.must(["ip", "netns", "list"]).split(separator: "\n").filter { $0.hasPrefix("weft-bench-") }
         #expect(leftovers.isEmpty, "\(leftovers)")

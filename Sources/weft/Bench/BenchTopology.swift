@@ -27,7 +27,7 @@ final class BenchTopology {
     static let placement: (sender: Int, receiver: Int)? = ProcessInfo.processInfo.activeProcessorCount > 1 ? (0, 1) : nil
 
     static var placementDescription: String {
-        placement.map { "sender and node 1's receive processing on CPU \($0.sender), receiver and node 2's on CPU \($0.receiver) (taskset, RPS); GRO on the underlay interfaces" }
+        placement.map { "sender and node 1's receive processing on CPU \($0.sender), receiver and node 2's on CPU \($0.receiver) (taskset, threaded NAPI); GRO on the underlay interfaces" }
             ?? "one CPU: sender and receiver share it; GRO on the underlay interfaces"
     }
 
@@ -52,12 +52,16 @@ final class BenchTopology {
         try topology.join(.init(node(1), "u1", "198.18.0.1/24"), .init(node(2), "u2", "198.18.0.2/24"))
         // As a real NIC has it (veth aggregates only once GRO is on).
         for n in [1, 2] { try Command.must(["ip", "netns", "exec", node(n), "ethtool", "-K", "u\(n)", "gro", "on"]) }
-        // A veth pair delivers on the sending CPU; RPS moves each node's receive processing to
-        // its own CPU, as two machines would do it.
+        // A veth pair delivers on the sending CPU. Threaded NAPI, its thread pinned to the node's
+        // CPU, moves each node's receive processing there, as a NIC's interrupt on that node's core
+        // would (RPS would too, at an inter-processor interrupt per batch, which a VM pays dearly).
         if let placement = Self.placement {
             for (n, cpu) in [(1, placement.sender), (2, placement.receiver)] {
-                try Command.must(["ip", "netns", "exec", node(n), "sh", "-c",
-                                  "echo \(String(1 << cpu, radix: 16)) > /sys/class/net/u\(n)/queues/rx-0/rps_cpus"])
+                let before = Self.napiThreads()
+                try Command.must(["ip", "netns", "exec", node(n), "sh", "-c", "echo 1 > /sys/class/net/u\(n)/threaded"])
+                let started = Self.napiThreads().subtracting(before)
+                guard !started.isEmpty else { throw CommandFailure("\(mode): u\(n) started no NAPI thread") }
+                for pid in started { try Command.must(["taskset", "-pc", "\(cpu)", "\(pid)"]) }
             }
         }
         guard usesPods else { return }
@@ -123,6 +127,16 @@ final class BenchTopology {
 
     func run(_ arguments: [String]) throws -> String {
         try Command.must(["ip", "netns", "exec", source] + Self.pinned(to: Self.placement?.sender) + arguments)
+    }
+
+    /// The kernel's NAPI threads (`napi/<device>-<id>`), by PID.
+    private static func napiThreads() -> Set<Int> {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return Set(entries.compactMap { entry in
+            guard let pid = Int(entry),
+                  let name = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8), name.hasPrefix("napi/") else { return nil }
+            return pid
+        })
     }
 
     private static func pinned(to cpu: Int?) -> [String] {
