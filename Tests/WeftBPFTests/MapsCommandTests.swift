@@ -79,6 +79,26 @@ struct MapsCommandTests {
         let peers = usage.first { $0["map"] as? String == "weft_peers" }
         #expect(peers?["entries"] as? Int == 2)
         #expect(peers?["capacity"] as? Int == 65536)
+        #expect(!usage.contains { $0["map"] as? String == "weft_device_flows" }, "from_pod alone pins no flow map")
+    }
+
+    @Test("weft maps usage counts the TCP flows waiting on the vxlan device")
+    func usageCountsDeviceFlows() throws {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        let peer = IPv4Address("198.18.0.2")!
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: peer, vtepMAC: MACAddress("0a:58:00:00:00:02")!, mode: .vxlan))
+        try program.tunnels.set(peer, subnet: IPv4Prefix("10.244.2.0/24")!)
+        var segment = Frame(destinationMAC: LoadedProgram.ourVTEP, source: IPv4Address("10.244.2.7")!, destination: IPv4Address("10.244.1.5")!)
+        segment.ipProtocol = 6
+        for flow: UInt8 in 1...3 {
+            segment.payload = [0x30, flow, 0x1f, 0x90] + Array(segment.payload.dropFirst(4))
+            let aggregate = Frame.vxlan(segment, from: peer, to: IPv4Address("198.18.0.1")!)
+            #expect(try program.run(aggregate.bytes, gsoSize: 1398).action == TCAction.ok)
+        }
+        let usage = try json(["maps", "usage", "--pin-dir", pins.path, "--json"]) as? [[String: Any]] ?? []
+        let flows = usage.first { $0["map"] as? String == "weft_device_flows" }
+        #expect(flows?["entries"] as? Int == 3, "\(usage)")
+        #expect(flows?["capacity"] as? Int == 16384)
     }
 
     @Test func anEmptyPinDirectorySaysWhatIsMissing() throws {

@@ -131,4 +131,21 @@ struct weft_counter_value {
 #define WEFT_MAX_PEERS 65536
 #define WEFT_MAX_ENDPOINTS 16384
 
+/* weft_device_flows (lib/flows.h): an inner TCP flow, and how many of its segments wait on
+ * the vxlan device's path on one CPU. Ports are 0 where the header has IPv4 options. */
+struct weft_flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+struct weft_device_queue {
+	__u32 waiting;    /* segments of the flow between from_underlay and from_overlay */
+	__u32 pad;
+	__u64 updated_ns; /* when from_underlay last left one to the device */
+};
+
+#define WEFT_MAX_DEVICE_FLOWS 16384
+
 #endif

@@ -17,22 +17,8 @@
 #include <linux/ip.h>
 #include <bpf/bpf_helpers.h>
 #include "parse.h"
+#include "weft_maps.h"
 
-/* An inner TCP flow; ports are 0 where the header has IPv4 options (both hooks agree). */
-struct weft_flow_key {
-	__be32 saddr;
-	__be32 daddr;
-	__be16 sport;
-	__be16 dport;
-};
-
-struct weft_device_queue {
-	__u32 waiting;    /* segments of the flow between from_underlay and from_overlay */
-	__u32 pad;
-	__u64 updated_ns; /* when from_underlay last left one to the device */
-};
-
-#define WEFT_MAX_DEVICE_FLOWS 16384
 /* Far longer than a segment spends in the device's queue, even deferred to ksoftirqd. */
 #define WEFT_DEVICE_QUEUE_LAPSE_NS (100ULL * 1000 * 1000)
 /* What from_underlay needs in the linear part to key a flow: outer Ethernet, IPv4, UDP and
