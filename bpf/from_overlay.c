@@ -4,6 +4,7 @@
  * and only from inside their own subnets. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -25,6 +26,8 @@ int from_overlay(struct __sk_buff *skb)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 
+	if (vlan_tagged(skb))
+		return pass(skb, WEFT_CTR_PASSED_VLAN_TAGGED, NULL);
 	if ((long)skb->data + ETH_HLEN + 20 + 4 > (long)skb->data_end && skb->len >= ETH_HLEN + 20 + 4)
 		bpf_skb_pull_data(skb, ETH_HLEN + 20 + 4);
 	cursor = cursor_start(skb);
@@ -45,14 +48,21 @@ int from_overlay(struct __sk_buff *skb)
 		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	if (!ip)
 		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, &tunnel);
-	/* The inner source must belong to the subnet of the peer that sent it. */
-	if (!peer_owns_source(tunnel.peer, ip->saddr))
+	/* The inner source must be an address of the peer that sent it. */
+	if (!peer_sends_from(tunnel.peer, ip->saddr))
 		return drop(skb, WEFT_CTR_DROP_SPOOFED_SOURCE, ip, &tunnel);
+	/* The device set the frame's type from its MAC, our VTEP's: a frame for another MAC is
+	 * one the kernel would drop, and it must not reach a pod through us. */
+	if (skb->pkt_type == PACKET_OTHERHOST)
+		return drop(skb, WEFT_CTR_DROP_OTHER_HOST, ip, &tunnel);
 	if (ip->ttl <= 1)
 		return pass(skb, WEFT_CTR_PASSED_TTL_EXPIRING, ip);
 	endpoint = lookup_endpoint(ip->daddr);
 	if (endpoint)
 		return deliver_local(skb, eth, ip, endpoint, &tunnel);
+	/* Back into the tunnel to a third node: a reflection, which no Flannel network routes. */
+	if (lookup_peer(ip->daddr))
+		return drop(skb, WEFT_CTR_DROP_OVERLAY_TRANSIT, ip, &tunnel);
 	return pass(skb, WEFT_CTR_PASSED_NO_ROUTE, ip);
 }
 

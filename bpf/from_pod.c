@@ -20,14 +20,50 @@
 #include "lib/encap.h"
 
 /* A GSO packet fits when each of its segments will: the kernel checks them against the
- * vxlan device's MTU. Anything else fits when the IP packet does. */
-static __always_inline int fits_tunnel(struct __sk_buff *skb, struct iphdr *ip)
+ * vxlan device's MTU. Anything else fits when the frame's IP part does: the length the
+ * encapsulation adds its headers to (from_pod has cut any padding off before). */
+static __always_inline int fits_tunnel(struct __sk_buff *skb)
 {
 	__u32 mtu = 0;
 
 	if (skb->gso_size)
 		return bpf_check_mtu(skb, weft_vxlan_ifindex, &mtu, 0, 0) == BPF_MTU_CHK_RET_SUCCESS;
-	return bpf_ntohs(ip->tot_len) <= weft_tunnel_mtu;
+	return skb->len - ETH_HLEN <= weft_tunnel_mtu;
+}
+
+enum ip_length {
+	LENGTH_EXACT,     /* the frame carries the IP packet and nothing else */
+	LENGTH_PADDED,    /* bytes follow the IP packet (Ethernet padding, or a pod's junk) */
+	LENGTH_TRUNCATED, /* the frame is shorter than the IP packet says */
+};
+
+/* The IP length against the frame's, as ip_rcv measures them. A GSO packet's header holds
+ * its own rules (BIG TCP sets 0), and the kernel segments it by the frame. */
+static __always_inline enum ip_length ip_length_of(struct __sk_buff *skb, struct iphdr *ip)
+{
+	__u32 declared = bpf_ntohs(ip->tot_len);
+
+	if (skb->gso_size || declared == skb->len - ETH_HLEN)
+		return LENGTH_EXACT;
+	if (declared < (__u32)ip->ihl * 4 || declared > skb->len - ETH_HLEN)
+		return LENGTH_TRUNCATED;
+	return LENGTH_PADDED;
+}
+
+/* A pod's ARP names its own address and MAC, or no address (a probe, RFC 5227, which
+ * teaches no neighbour table anything). Anything else would move the node's neighbour
+ * entry for another pod, or for the gateway, to the sender. */
+static __always_inline int arp_from_pod(struct __sk_buff *skb, struct cursor *cursor)
+{
+	struct arp_ipv4 *arp = parse_arp(cursor);
+	struct weft_endpoint *sender;
+
+	if (!weft_check_pod_source || !arp || !arp->sender_ip)
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	sender = lookup_endpoint(arp->sender_ip);
+	if (!sender || sender->ifindex != skb->ingress_ifindex || !mac_equal(sender->pod_mac, arp->sender_mac))
+		return drop(skb, WEFT_CTR_DROP_POD_ARP_SPOOFED, NULL, NULL);
+	return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 }
 
 static __always_inline int encapsulate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,
@@ -93,12 +129,34 @@ int from_pod(struct __sk_buff *skb)
 	struct weft_peer *peer;
 	struct iphdr *ip;
 
-	/* ARP, IPv6 and runts: the kernel answers them as it always has. */
+	/* Tagged for a VLAN: the host side has no VLAN device, so the kernel drops it rather
+	 * than route it; it must not leave tagged on the underlay either. */
+	if (vlan_tagged(skb))
+		return pass(skb, WEFT_CTR_PASSED_VLAN_TAGGED, NULL);
+	if (eth && eth->h_proto == bpf_htons(ETH_P_ARP))
+		return arp_from_pod(skb, &cursor);
+	/* IPv6 and runts: the kernel answers them as it always has. */
 	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	ip = parse_ipv4(&cursor);
 	if (!ip)
 		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	switch (ip_length_of(skb, ip)) {
+	case LENGTH_EXACT:
+		break;
+	case LENGTH_TRUNCATED:
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, ip, NULL);
+	case LENGTH_PADDED:
+		/* Cut to the IP packet, as ip_rcv would: every path then measures one length. */
+		if (bpf_skb_change_tail(skb, ETH_HLEN + bpf_ntohs(ip->tot_len), 0))
+			return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, NULL);
+		cursor = cursor_start(skb);
+		eth = parse_eth(&cursor);
+		ip = eth ? parse_ipv4(&cursor) : NULL;
+		if (!ip)
+			return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, NULL);
+		break;
+	}
 	if (weft_check_pod_source && !sent_by_its_pod(skb, ip))
 		return drop(skb, WEFT_CTR_DROP_POD_SPOOFED, ip, NULL);
 	/* TTL expiring here: let the kernel send ICMP time exceeded. */
@@ -115,7 +173,7 @@ int from_pod(struct __sk_buff *skb)
 	if (peer->mode == WEFT_MODE_DIRECT)
 		return route_direct(skb, ip, peer);
 	/* Too big for the tunnel: the kernel fragments it or sends "fragmentation needed". */
-	if (!fits_tunnel(skb, ip)) {
+	if (!fits_tunnel(skb)) {
 		if (!skb->gso_size && (ip->frag_off & bpf_htons(IPV4_DONT_FRAGMENT)))
 			return refuse(skb, WEFT_CTR_PASSED_TOO_BIG_DF, ip);
 		return pass(skb, WEFT_CTR_PASSED_TOO_BIG, ip);

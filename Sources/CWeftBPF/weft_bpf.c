@@ -247,6 +247,10 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_DROP_POD_SPOOFED: return "dropped_pod_spoofed_source";
 	case WEFT_CTR_DROP_UNDERLAY_UNTRUSTED: return "dropped_untrusted_underlay";
 	case WEFT_CTR_DROP_UNDERLAY_WRONG_HOP: return "dropped_underlay_wrong_hop";
+	case WEFT_CTR_PASSED_VLAN_TAGGED: return "passed_vlan_tagged";
+	case WEFT_CTR_DROP_OVERLAY_TRANSIT: return "dropped_overlay_transit";
+	case WEFT_CTR_DROP_POD_ARP_SPOOFED: return "dropped_pod_arp_spoofed";
+	case WEFT_CTR_DROP_OTHER_HOST: return "dropped_other_host";
 	case WEFT_CTR_COUNT: break;
 	}
 	return NULL;
@@ -268,6 +272,7 @@ enum weft_outcome weft_counter_outcome(__u32 counter)
 	case WEFT_CTR_PASSED_HOST:
 	case WEFT_CTR_PASSED_UNVERIFIED_HOP:
 	case WEFT_CTR_PASSED_TOO_BIG_DF:
+	case WEFT_CTR_PASSED_VLAN_TAGGED:
 		return WEFT_OUTCOME_PASSED;
 	case WEFT_CTR_DROP_BAD_VNI:
 	case WEFT_CTR_DROP_UNKNOWN_PEER:
@@ -277,6 +282,9 @@ enum weft_outcome weft_counter_outcome(__u32 counter)
 	case WEFT_CTR_DROP_POD_SPOOFED:
 	case WEFT_CTR_DROP_UNDERLAY_UNTRUSTED:
 	case WEFT_CTR_DROP_UNDERLAY_WRONG_HOP:
+	case WEFT_CTR_DROP_OVERLAY_TRANSIT:
+	case WEFT_CTR_DROP_POD_ARP_SPOOFED:
+	case WEFT_CTR_DROP_OTHER_HOST:
 		return WEFT_OUTCOME_DROPPED;
 	case WEFT_CTR_COUNT: break;
 	}

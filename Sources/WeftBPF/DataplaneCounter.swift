@@ -41,6 +41,10 @@ public struct DataplaneCounter: Hashable, Sendable, CaseIterable, CustomStringCo
     public static let droppedPodSpoofedSource = DataplaneCounter(WEFT_CTR_DROP_POD_SPOOFED)
     public static let droppedUntrustedUnderlay = DataplaneCounter(WEFT_CTR_DROP_UNDERLAY_UNTRUSTED)
     public static let droppedUnderlayWrongHop = DataplaneCounter(WEFT_CTR_DROP_UNDERLAY_WRONG_HOP)
+    public static let passedVLANTagged = DataplaneCounter(WEFT_CTR_PASSED_VLAN_TAGGED)
+    public static let droppedOverlayTransit = DataplaneCounter(WEFT_CTR_DROP_OVERLAY_TRANSIT)
+    public static let droppedPodARPSpoofed = DataplaneCounter(WEFT_CTR_DROP_POD_ARP_SPOOFED)
+    public static let droppedOtherHost = DataplaneCounter(WEFT_CTR_DROP_OTHER_HOST)
 
     /// Every slot the header declares, in order.
     public static var allCases: [DataplaneCounter] {

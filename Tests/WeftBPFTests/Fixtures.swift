@@ -18,8 +18,10 @@ enum BuiltPrograms {
 /// A program loaded with test globals, and its maps.
 struct LoadedProgram {
     static let ourVTEP = MACAddress("02:00:00:00:00:01")!
+    /// Node 198.18.0.1, handing VXLAN to the collect_md device unless a test asks for encapsulation in the program.
     static let globals = DataplaneGlobals(vni: 1, vtepMAC: ourVTEP, vxlanInterfaceIndex: 1, vxlanPort: 8472,
-                                          underlayInterfaceIndex: 1, tunnelMTU: 1450, clusterNetwork: IPv4Prefix("10.244.0.0/16")!)
+                                          underlayInterfaceIndex: 1, tunnelMTU: 1450, clusterNetwork: IPv4Prefix("10.244.0.0/16")!,
+                                          localIP: IPv4Address("198.18.0.1")!, encapsulateInProgram: false)
 
     let object: BPFObject
     let name: String

@@ -153,6 +153,70 @@ struct FromPodTests {
         #expect(try program.packets(.encapsulated) == 1)
     }
 
+    /// An ARP message from the sending pod's veth: `operation` 1 asks, 2 answers.
+    func arp(operation: UInt8 = 2, senderMAC: String = "02:00:00:00:00:aa", senderIP: String = "10.244.1.2", targetIP: String = "10.244.1.1") -> Frame {
+        let body: [UInt8] = [0, 1, 0x08, 0x00, 6, 4, 0, operation] + MACAddress(senderMAC)!.bytes + IPv4Address(senderIP)!.octets
+            + [0xee, 0xee, 0xee, 0xee, 0xee, 0x01] + IPv4Address(targetIP)!.octets
+        return Frame(destinationMAC: MACAddress("ff:ff:ff:ff:ff:ff")!, sourceMAC: MACAddress(senderMAC)!, etherType: 0x0806, payload: body)
+    }
+
+    @Test("A pod's ARP may name its own address and MAC, or none (a probe); one claiming another pod's or the gateway's address, or another MAC, is dropped")
+    func spoofedARPFromAPodIsDropped() throws {
+        let program = try program()
+        try program.endpoints.set(IPv4Address("10.244.1.9")!, LocalEndpoint(hostInterfaceIndex: 9, podMAC: MACAddress("02:00:00:00:00:09")!,
+                                                                             hostMAC: MACAddress("02:00:00:00:00:fe")!))
+        let spoofed = [
+            arp(senderIP: "10.244.1.9"),                                   // another pod's address
+            arp(senderMAC: "02:00:00:00:00:09", senderIP: "10.244.1.9"),  // another pod's address and MAC
+            arp(senderIP: "10.244.1.1"),                                   // the gateway's
+            arp(senderMAC: "02:00:00:00:00:66"),                           // its own address with another MAC
+            arp(operation: 1, senderIP: "10.244.2.3"),                     // a request from another node's pod address
+        ]
+        for frame in spoofed {
+            #expect(try program.run(frame.bytes).action == TCAction.shot)
+        }
+        #expect(try program.run(arp().bytes, ingressInterface: 9).action == TCAction.shot, "its own ARP on another pod's veth")
+        #expect(try program.packets(.droppedPodARPSpoofed) == 6)
+        for (reason, frame) in [("its own answer", arp()), ("its own request", arp(operation: 1)), ("a probe", arp(operation: 1, senderIP: "0.0.0.0"))] {
+            let outcome = try program.run(frame.bytes)
+            #expect(outcome.action == TCAction.ok, "\(reason)")
+            #expect(outcome.packet == frame.bytes, "\(reason): unchanged")
+        }
+        #expect(try program.packets(.passedNotIPv4) == 3)
+    }
+
+    @Test("With the check off, a pod's ARP is the kernel's, as Flannel leaves it")
+    func arpCheckFollowsTheSourceCheck() throws {
+        var globals = LoadedProgram.globals
+        globals.checkPodSource = false
+        let program = try program(globals: globals)
+        #expect(try program.run(arp(senderIP: "10.244.1.1").bytes).action == TCAction.ok)
+        #expect(try program.packets(.droppedPodARPSpoofed) == 0)
+    }
+
+    @Test("A frame longer than its IP packet is cut to it before the tunnel-fit check, as ip_rcv cuts it: 1450 declared and 1454 carried leaves as 1500, never 1504; a frame shorter than its packet is dropped")
+    func theTunnelFitMeasuresWhatTheEncapsulationSends() throws {
+        var globals = LoadedProgram.globals
+        globals.localIP = IPv4Address("198.18.0.1")!
+        globals.encapsulateInProgram = true
+        let program = try program(globals: globals)
+        let declared = Frame(payload: [UInt8](repeating: 1, count: 1450 - 28)).bytes
+        let padded = declared + [9, 9, 9, 9]
+        let outcome = try program.run(padded)
+        #expect(outcome.action == TCAction.redirect)
+        #expect(outcome.packet.count == 14 + 1500, "the outer packet is the underlay's MTU")
+        #expect(Int(outcome.packet[16]) << 8 | Int(outcome.packet[17]) == 1500, "outer total length")
+        #expect(Array(outcome.packet.suffix(1422)) == Array(declared.suffix(1422)), "the payload, without the junk after it")
+        let truncated = Array(declared.dropLast(4))
+        #expect(try program.run(truncated).action == TCAction.shot)
+        #expect(try program.packets(.droppedMalformed) == 1)
+        // Short frames padded to Ethernet's minimum are cut and sent as well.
+        let small = Frame(payload: [1, 2]).bytes + [UInt8](repeating: 0, count: 14)
+        let sent = try program.run(small)
+        #expect(sent.action == TCAction.redirect)
+        #expect(sent.packet.count == small.count - 14 + 50)
+    }
+
     @Test("With the check off (--no-pod-source-check) a foreign source passes")
     func sourceCheckCanBeTurnedOff() throws {
         var globals = LoadedProgram.globals

@@ -88,14 +88,110 @@ struct FromUnderlayTests {
         return (program, underlay)
     }
 
-    /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24.
+    /// A node 198.18.0.1 with pod 10.244.1.5; peer 198.18.0.2 owns 10.244.2.0/24, and peer
+    /// 198.18.0.3 owns 10.244.3.0/24.
     private func vxlanNode(globals: DataplaneGlobals = LoadedProgram.globals) throws -> LoadedProgram {
         let program = try LoadedProgram("from_underlay", pins: pins, globals: globals)
-        let peer = IPv4Address("198.18.0.2")!
         try program.endpoints.set(IPv4Address("10.244.1.5")!, LocalEndpoint(hostInterfaceIndex: 1, podMAC: podMAC, hostMAC: hostMAC))
-        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: peer, vtepMAC: MACAddress("0a:58:00:00:00:02")!, mode: .vxlan))
-        try program.tunnels.set(peer, subnet: IPv4Prefix("10.244.2.0/24")!)
+        for (peer, subnet) in [("198.18.0.2", "10.244.2.0/24"), ("198.18.0.3", "10.244.3.0/24")] {
+            try program.peers.set(IPv4Prefix(subnet)!, PeerRoute(underlayIP: IPv4Address(peer)!, vtepMAC: MACAddress("0a:58:00:00:00:02")!, mode: .vxlan))
+            try program.tunnels.set(IPv4Address(peer)!, subnet: IPv4Prefix(subnet)!)
+        }
         return program
+    }
+
+    @Test("A peer's host answers our pods from its own underlay address (hostNetwork pods, the kubelet): delivered, as the kernel path does")
+    func aPeersHostAddressIsOneOfItsSources() throws {
+        let program = try vxlanNode()
+        var fromPeerHost = peerPod
+        fromPeerHost.source = IPv4Address("198.18.0.2")!
+        let outcome = try program.run(fromPeer(fromPeerHost).bytes)
+        #expect(outcome.action == TCAction.redirect)
+        #expect(Array(outcome.packet[26..<30]) == [198, 18, 0, 2])
+        // Another peer's underlay address is not this one's to send from.
+        var otherHost = peerPod
+        otherHost.source = IPv4Address("198.18.0.3")!
+        #expect(try program.run(fromPeer(otherHost).bytes).action == TCAction.ok, "to the device, which drops it")
+        #expect(try program.packets(.deliveredLocal) == 1)
+    }
+
+    @Test("VXLAN to an outer destination that is not this node (another node, the subnet broadcast, multicast, a pod) is left to the kernel unchanged, never decapsulated")
+    func vxlanForAnotherAddressIsNotTaken() throws {
+        let program = try vxlanNode()
+        for destination in ["198.18.0.9", "198.18.0.255", "224.0.0.1", "10.244.1.5"] {
+            let input = Frame.vxlan(peerPod, from: IPv4Address("198.18.0.2")!, to: IPv4Address(destination)!).bytes
+            let outcome = try program.run(input)
+            #expect(outcome.action == TCAction.ok, "\(destination)")
+            #expect(outcome.packet == input, "\(destination): unchanged")
+        }
+        #expect(try program.packets(.deliveredLocal) == 0)
+        #expect(try program.packets(.passedHost) == 4)
+    }
+
+    @Test("A UDP length of 0, or one shorter or longer than the packet, is left to the kernel's UDP receive, which refuses it")
+    func aUDPLengthThatIsNotThePacketsIsNotTaken() throws {
+        let program = try vxlanNode()
+        let good = fromPeer(peerPod).bytes
+        let actual = Int(good[38]) << 8 | Int(good[39])
+        for length in [0, 7, actual - 1, actual + 1, 0xffff] {
+            var input = good
+            input[38] = UInt8(length >> 8)
+            input[39] = UInt8(length & 0xff)
+            let outcome = try program.run(input)
+            #expect(outcome.action == TCAction.ok, "UDP length \(length)")
+            #expect(outcome.packet == input, "UDP length \(length): unchanged")
+        }
+        #expect(try program.packets(.deliveredLocal) == 0)
+        #expect(try program.run(good).action == TCAction.redirect)
+    }
+
+    @Test("An inner frame for another MAC than our VTEP's is dropped, as the kernel drops it; a broadcast one goes to the kernel")
+    func anInnerFrameForAnotherMACIsDropped() throws {
+        let program = try vxlanNode()
+        var forOther = peerPod
+        forOther.destinationMAC = MACAddress("0a:58:0a:f4:01:05")!
+        #expect(try program.run(fromPeer(forOther).bytes).action == TCAction.shot)
+        #expect(try program.packets(.droppedOtherHost) == 1)
+        var broadcast = peerPod
+        broadcast.destinationMAC = MACAddress("ff:ff:ff:ff:ff:ff")!
+        let input = fromPeer(broadcast).bytes
+        let outcome = try program.run(input)
+        #expect(outcome.action == TCAction.ok)
+        #expect(outcome.packet == input)
+        #expect(try program.packets(.deliveredLocal) == 0)
+    }
+
+    @Test("VXLAN from a peer for a third node's pod is a reflection: dropped and counted, not routed back into the tunnel")
+    func transitFromTheOverlayToTheOverlayIsDropped() throws {
+        let program = try vxlanNode()
+        var reflected = peerPod
+        reflected.destination = IPv4Address("10.244.3.4")!
+        let outcome = try program.run(fromPeer(reflected).bytes)
+        #expect(outcome.action == TCAction.shot)
+        #expect(try program.packets(.droppedOverlayTransit) == 1)
+        // Our own subnet's addresses that are no pod (the gateway) are the kernel's.
+        var toGateway = peerPod
+        toGateway.destination = IPv4Address("10.244.1.1")!
+        #expect(try program.run(fromPeer(toGateway).bytes).action == TCAction.ok)
+    }
+
+    @Test("A VXLAN peer on this link is checked as a direct peer is: the same packet from another host's MAC is dropped before any path is chosen, aggregates among them")
+    func aVXLANPeerSpokenForByAnotherHostIsDropped() throws {
+        let program = try vxlanNode()
+        let underlay = try Underlay()
+        var spoofed = fromPeer(peerPod)
+        spoofed.sourceMAC = MACAddress("02:00:00:00:00:66")!
+        #expect(try underlay.run(program, spoofed).action == TCAction.shot)
+        #expect(try program.packets(.droppedUnderlayWrongHop) == 1)
+        var genuine = fromPeer(peerPod)
+        genuine.sourceMAC = underlay.peerMAC
+        #expect(try underlay.run(program, genuine).action == TCAction.redirect)
+        // Peer 198.18.0.3 has no neighbour entry: nothing to check against, so it is taken.
+        var unverified = Frame.vxlan(Frame(destinationMAC: LoadedProgram.ourVTEP, source: IPv4Address("10.244.3.7")!, destination: IPv4Address("10.244.1.5")!),
+                                     from: IPv4Address("198.18.0.3")!, to: IPv4Address("198.18.0.1")!)
+        unverified.sourceMAC = MACAddress("02:00:00:00:00:66")!
+        #expect(try underlay.run(program, unverified).action == TCAction.redirect)
+        #expect(try program.packets(.deliveredLocal) == 2)
     }
 
     /// A TCP segment (its ports: the payload's first bytes) of flow `flow` from a peer pod to ours.

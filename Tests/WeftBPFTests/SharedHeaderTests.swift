@@ -23,7 +23,8 @@ struct SharedHeaderTests {
         let named: [DataplaneCounter] = [.encapsulated, .routedDirect, .deliveredLocal, .encapsulatedFromStack,
                                          .passedNotIPv4, .passedTTLExpiring, .passedNoRoute, .passedTooBig, .passedSlowPath, .passedHost, .passedUnverifiedHop, .passedTooBigDF,
                                          .droppedBadVNI, .droppedUnknownPeer, .droppedSpoofedSource, .droppedMalformed, .droppedNoPeer,
-                                         .droppedPodSpoofedSource, .droppedUntrustedUnderlay, .droppedUnderlayWrongHop]
+                                         .droppedPodSpoofedSource, .droppedUntrustedUnderlay, .droppedUnderlayWrongHop,
+                                         .passedVLANTagged, .droppedOverlayTransit, .droppedPodARPSpoofed, .droppedOtherHost]
         #expect(Set(named) == Set(DataplaneCounter.allCases))
         #expect(Set(named).count == named.count)
     }

@@ -78,8 +78,13 @@ enum weft_counter {
 	WEFT_CTR_DROP_NO_PEER = 16,         /* routed into the overlay with no VXLAN peer for it */
 	WEFT_CTR_DROP_POD_SPOOFED = 17,     /* a pod sent from an address that is not its own */
 	WEFT_CTR_DROP_UNDERLAY_UNTRUSTED = 18, /* plain IP to the cluster network from no direct peer */
-	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 19, /* a direct peer's traffic from another host's MAC */
-	WEFT_CTR_COUNT = 20,
+	WEFT_CTR_DROP_UNDERLAY_WRONG_HOP = 19, /* a peer's traffic from another host's MAC */
+	/* Added later, numbered after the first ones so a counter keeps its slot across upgrades. */
+	WEFT_CTR_PASSED_VLAN_TAGGED = 20,  /* a frame tagged for a VLAN: the kernel's VLAN devices take it or it drops */
+	WEFT_CTR_DROP_OVERLAY_TRANSIT = 21, /* from the overlay back into it: no Flannel network routes through a node */
+	WEFT_CTR_DROP_POD_ARP_SPOOFED = 22, /* a pod's ARP claiming an address or MAC not its own */
+	WEFT_CTR_DROP_OTHER_HOST = 23,      /* decapsulated, for another MAC than our VTEP's: the kernel drops it too */
+	WEFT_CTR_COUNT = 24,
 };
 
 /* What `weft monitor` reads from the weft_events ring buffer: one record per drop (at most

@@ -35,4 +35,12 @@ const volatile __u8 weft_check_pod_source = 1;
  * or leave it to the kernel (0), for routers outside the cluster that route to pods. */
 const volatile __u8 weft_check_underlay_source = 1;
 
+/* This node's VTEP MAC, read through volatile byte by byte: a memcpy that casts volatile
+ * away lets the compiler fold in the zero initialiser instead of the loader's value. */
+static __always_inline void read_vtep_mac(__u8 *mac)
+{
+	for (int i = 0; i < 6; i++)
+		mac[i] = weft_vtep_mac[i];
+}
+
 #endif

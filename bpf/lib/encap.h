@@ -72,11 +72,8 @@ static __always_inline void vxlan_headers(struct vxlan_encap *encap, __u32 inner
 	encap->udp.len = bpf_htons(udp_length);
 	encap->vxlan.flags = VXLAN_FLAG_VNI_VALID;
 	encap->vxlan.vni = bpf_htonl(weft_vni << 8);
-	for (int i = 0; i < ETH_ALEN; i++) {
-		encap->inner.h_dest[i] = peer->vtep_mac[i];
-		/* Read through volatile, byte by byte: see set_tunnel. */
-		encap->inner.h_source[i] = weft_vtep_mac[i];
-	}
+	__builtin_memcpy(encap->inner.h_dest, peer->vtep_mac, ETH_ALEN);
+	read_vtep_mac(encap->inner.h_source);
 	encap->inner.h_proto = bpf_htons(ETH_P_IP);
 }
 

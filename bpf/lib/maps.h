@@ -56,11 +56,16 @@ static __always_inline struct weft_peer *peer_at(__u32 underlay_ip, __u8 mode)
 	return peer && peer->mode == mode && peer->underlay_ip == underlay_ip ? peer : NULL;
 }
 
-/* True when an inner source lies in the subnet of the VXLAN peer at this underlay IP. */
-static __always_inline int peer_owns_source(__u32 underlay_ip, __u32 source)
+/* True when the VXLAN peer at this underlay IP may send from this inner source: an address
+ * it owns, in its pod subnet (its `<subnet>/32` on the vxlan device among them) or its own
+ * underlay IP, which its host answers our pods from (hostNetwork pods, the kubelet). */
+static __always_inline int peer_sends_from(__u32 underlay_ip, __u32 source)
 {
-	struct weft_peer *sender = lookup_peer(source);
+	struct weft_peer *sender;
 
+	if (source == underlay_ip)
+		return 1;
+	sender = lookup_peer(source);
 	return sender && sender->mode == WEFT_MODE_VXLAN && sender->underlay_ip == underlay_ip;
 }
 

@@ -21,10 +21,7 @@ static __always_inline int set_tunnel(struct __sk_buff *skb, struct ethhdr *eth,
 	};
 	__u8 our_mac[ETH_ALEN];
 
-	/* Read the global through volatile, byte by byte: a memcpy that casts volatile away
-	 * lets the compiler fold in the zero initialiser instead of the loader's value. */
-	for (int i = 0; i < ETH_ALEN; i++)
-		our_mac[i] = weft_vtep_mac[i];
+	read_vtep_mac(our_mac);
 	rewrite_macs(eth, peer->vtep_mac, our_mac);
 	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX);
 }
