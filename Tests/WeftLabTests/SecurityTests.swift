@@ -77,3 +77,74 @@ struct UnderlayAttackerTests {
         #expect(try lab.weft(["lab", "check"]).succeeded, "the cluster's own traffic still flows")
     }
 }
+
+/// Round two of the hostile pod (issue 27): what a pod can do below IP, and what it must
+/// still be able to reach.
+@Suite("A hostile pod, below IP", .enabled(if: isRoot, "needs root for namespaces and BPF"))
+struct HostilePodFrameTests {
+    /// The MAC the pod's neighbour table holds for its gateway, after one ping through it.
+    static func gatewayMAC(_ lab: LabFixture, pod: String, node: String, target: String) throws -> String {
+        _ = try lab.weft(["lab", "exec", pod, "--", "ping", "-c", "1", "-W", "2", target])
+        let gateway = try lab.address(on: node, host: 1)
+        let entry = try lab.weft(["lab", "exec", pod, "--", "ip", "neigh", "show", gateway]).stdout
+        let words = entry.split(separator: " ").map(String.init)
+        return words.firstIndex(of: "lladdr").map { words[$0 + 1] } ?? "?"
+    }
+
+    static func counter(_ lab: LabFixture, _ node: String, _ name: String) throws -> Int {
+        let output = try lab.inNode(node, ["maps", "counters", "--json"]).stdout
+        let counters = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: [String: Int]] ?? [:]
+        return counters[name]?["packets"] ?? 0
+    }
+
+    @Test("A pod reaches another node's own address (hostNetwork pods, the kubelet) without --ip-masq, over VXLAN and host-gw",
+          arguments: ["vxlan", "host-gw"])
+    func aPodReachesAnotherNodesHost(backend: String) throws {
+        let lab = try LabFixture(nodes: 2, backend: backend)
+        let peerHost = try lab.node("n2")["publicIP"] as? String ?? "?"
+        let ping = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "3", "-W", "2", peerHost])
+        #expect(ping.succeeded, "\(ping.stdout)\(ping.stderr)")
+        #expect(try Self.counter(lab, "n1", "dropped_spoofed_source") == 0)
+    }
+
+    @Test("A pod's frames tagged for a VLAN reach no pod on another node; the same frames untagged do")
+    func vlanTaggedFramesGoNowhere() throws {
+        let lab = try LabFixture(nodes: 2)
+        let source = try lab.podIP("n1")
+        let target = try lab.podIP("n2")
+        let gateway = try Self.gatewayMAC(lab, pod: "n1-p1", node: "n1", target: target)
+        func arriving(vlan: Int) throws -> Int {
+            let output = "\(lab.directory)/listen-\(vlan).txt"
+            let listener = try RawFrames.listen(namespace: "weft-\(lab.name)-n2-p1", seconds: 3, output: output)
+            Thread.sleep(forTimeInterval: 0.5)
+            let sent = try RawFrames.sendICMP(namespace: "weft-\(lab.name)-n1-p1", gatewayMAC: gateway, source: source, destination: target, vlan: vlan)
+            #expect(sent.succeeded, "\(sent.stderr)")
+            _ = listener.wait()
+            return Int((try String(contentsOfFile: output, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        #expect(try arriving(vlan: 5) == 0, "tagged for VLAN 5")
+        #expect(try Self.counter(lab, "n1", "passed_vlan_tagged") >= 5)
+        #expect(try arriving(vlan: 0) > 0, "the same frames untagged arrive, so the listener hears them")
+    }
+
+    @Test("A pod that answers ARP for another pod's address does not move the node's neighbour entry, and the node's pings still reach the victim")
+    func arpSpoofingDoesNotHijackAPod() throws {
+        let lab = try LabFixture(nodes: 2, podsPerNode: 2)
+        let pods = try lab.node("n1")["pods"] as? [[String: Any]] ?? []
+        let victim = pods.first { $0["pod"] as? String == "n1-p1" }?["ip"] as? String ?? "?"
+        let victimMAC = try lab.weft(["lab", "exec", "n1-p1", "--", "cat", "/sys/class/net/eth0/address"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let hostileMAC = try lab.weft(["lab", "exec", "n1-p2", "--", "cat", "/sys/class/net/eth0/address"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try lab.weft(["lab", "exec", "n1", "--", "ping", "-c", "1", "-W", "2", victim]).succeeded)
+        // Past the neighbour entry's lock time, when an answer would override it.
+        Thread.sleep(forTimeInterval: 1.5)
+        let sent = try RawFrames.sendARP(namespace: "weft-\(lab.name)-n1-p2", claimedIP: victim, targetIP: try lab.address(on: "n1", host: 1))
+        #expect(sent.succeeded, "\(sent.stderr)")
+        let entry = try lab.weft(["lab", "exec", "n1", "--", "ip", "neigh", "show", victim]).stdout
+        #expect(!entry.contains(hostileMAC), "\(entry)")
+        #expect(entry.contains(victimMAC) || !entry.contains("lladdr"), "\(entry)")
+        #expect(try Self.counter(lab, "n1", "dropped_pod_arp_spoofed") >= 5)
+        #expect(try lab.weft(["lab", "exec", "n1", "--", "ping", "-c", "2", "-W", "2", victim]).succeeded)
+    }
+}
