@@ -3,6 +3,7 @@ import Testing
 import WeftBPF
 import WeftCore
 import WeftNetlink
+import WeftSystem
 
 @Suite(.enabled(if: isRoot, "loading BPF programs needs root"))
 struct FromUnderlayTests {
@@ -298,6 +299,27 @@ struct FromUnderlayTests {
             #expect(try program.packets(.passedSlowPath) == 3)
             #expect(try program.packets(.deliveredLocal) == 0)
         }
+    }
+
+    @Test("A VXLAN frame tagged for another VLAN, arriving on a real veth, is left to the kernel's VLAN handling; untagged, the same frame is decapsulated")
+    func aVLANTaggedFrameOnTheUnderlayIsTheKernels() throws {
+        let program = try vxlanNode()
+        let underlay = try Underlay()
+        try underlay.namespaces.must(underlay.namespace, ["ip", "link", "set", "u0peer", "up"])
+        let descriptor = try program.object.programDescriptor("from_underlay")
+        try NetworkNamespace.entered("/run/netns/\(underlay.namespace)") { () throws(SystemCallError) in
+            try TCAttachment(interfaceIndex: Int32(underlay.interfaceIndex), direction: .ingress).attach(programDescriptor: descriptor, name: "from_underlay")
+        }
+        let u0MAC = try underlay.namespaces.must(underlay.namespace, ["cat", "/sys/class/net/u0/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        var frame = fromPeer(peerPod)
+        frame.destinationMAC = MACAddress(u0MAC)!
+        frame.sourceMAC = underlay.peerMAC
+        for vlan in [7, 0] {
+            let sent = try RawFrames.send(frame.bytes, namespace: underlay.namespace, interface: "u0peer", vlan: vlan)
+            #expect(sent.succeeded, "\(sent.stderr)")
+        }
+        #expect(try waitUntil(seconds: 3) { try program.packets(.deliveredLocal) == 1 }, "the untagged frame is taken")
+        #expect(try program.packets(.passedVLANTagged) == 1, "the tagged one is the kernel's")
     }
 
     @Test(arguments: NotForTheFastPath.allCases)

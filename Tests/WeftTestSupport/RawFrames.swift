@@ -4,23 +4,29 @@ import WeftTestSupport
 /// Frames no socket API would send, written onto a pod's interface through a packet socket
 /// (Python's AF_PACKET, in the pod's namespace), and a listener that counts the frames
 /// carrying a marker: what a hostile pod sends and what reaches its victim.
-enum RawFrames {
-    static let marker = "weft-raw-frame-test"
+public enum RawFrames {
+    public static let marker = "weft-raw-frame-test"
 
     /// Sends `count` ICMP echo requests from `source` to `destination`, to `gatewayMAC`,
     /// tagged for `vlan` (0: untagged), each carrying the marker.
-    static func sendICMP(namespace: String, interface: String = "eth0", gatewayMAC: String, source: String, destination: String,
+    public static func sendICMP(namespace: String, interface: String = "eth0", gatewayMAC: String, source: String, destination: String,
                          vlan: Int, count: Int = 5) throws -> Command.Result {
         try Command.run(["ip", "netns", "exec", namespace, "python3", "-c", script, "icmp", interface, gatewayMAC, source, destination, "\(vlan)", "\(count)"])
     }
 
     /// Sends `count` gratuitous ARP replies claiming `claimedIP` is at this interface's MAC.
-    static func sendARP(namespace: String, interface: String = "eth0", claimedIP: String, targetIP: String, count: Int = 5) throws -> Command.Result {
+    public static func sendARP(namespace: String, interface: String = "eth0", claimedIP: String, targetIP: String, count: Int = 5) throws -> Command.Result {
         try Command.run(["ip", "netns", "exec", namespace, "python3", "-c", script, "arp", interface, claimedIP, targetIP, "\(count)"])
     }
 
+    /// Sends one frame as it is, tagged for `vlan` (0: untagged) after its MACs.
+    public static func send(_ frame: [UInt8], namespace: String, interface: String, vlan: Int) throws -> Command.Result {
+        let hex = frame.map { String(format: "%02x", $0) }.joined()
+        return try Command.run(["ip", "netns", "exec", namespace, "python3", "-c", script, "frame", interface, hex, "\(vlan)"])
+    }
+
     /// Counts, for `seconds`, the frames on the interface that carry the marker; prints the count.
-    static func listen(namespace: String, interface: String = "eth0", seconds: Int, output: String) throws -> ChildProcess {
+    public static func listen(namespace: String, interface: String = "eth0", seconds: Int, output: String) throws -> ChildProcess {
         try ChildProcess(["ip", "netns", "exec", namespace, "python3", "-c", script, "listen", interface, "\(seconds)"], output: .file(output))
     }
 
@@ -67,6 +73,11 @@ elif mode == "arp":
     body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + ours + socket.inet_aton(claimed) + b"\xff" * 6 + socket.inet_aton(target)
     frame = b"\xff" * 6 + ours + b"\x08\x06" + body
     send(interface, [frame] * int(count))
+elif mode == "frame":
+    interface, hexadecimal, vlan = sys.argv[2:5]
+    frame = bytes.fromhex(hexadecimal)
+    tag = struct.pack("!HH", 0x8100, int(vlan)) if int(vlan) else b""
+    send(interface, [frame[:12] + tag + frame[12:]])
 elif mode == "listen":
     interface, seconds = sys.argv[2:4]
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
