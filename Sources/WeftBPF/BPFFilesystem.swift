@@ -9,7 +9,8 @@ public enum BPFFilesystem {
     }
 
     /// Creates `path` and mounts a bpffs there (mode 0700: the pins are the dataplane's
-    /// controls) unless one already is.
+    /// controls) unless it lies on one already: its root (`/run/weft/bpf`) or a directory
+    /// inside a mounted one (`/sys/fs/bpf/weft`, as a DaemonSet mounts the host's).
     public static func ensureMounted(at path: String) throws(SystemCallError) {
         if isMounted(at: path) { return }
         do {
@@ -18,6 +19,7 @@ public enum BPFFilesystem {
         } catch {
             throw SystemCallError("create the pin directory", path, errno: EACCES)
         }
+        if isMounted(at: path) { return }
         guard mount("bpf", path, "bpf", 0, "mode=0700") == 0 else { throw SystemCallError("mount a bpffs at", path, errno: errno) }
     }
 

@@ -36,10 +36,6 @@ public struct DaemonSettings: Sendable {
     /// How often the daemon reads its own lease back and the store's revision.
     public var leaseCheckInterval: Duration = .seconds(5)
 
-    /// The lock that keeps a second daemon off this node: beside the pins, since the pins,
-    /// the filters and the routes are what two daemons would fight over.
-    public var lockFile: String { pinDirectory + ".lock" }
-
     public static let defaultStatusFile = "/run/weft/status.json"
 
     public init() {}

@@ -13,6 +13,8 @@ public protocol NodeHost: Sendable {
     func interfaces() throws -> HostInterfaces
     /// The interface the host would use to reach `target`, if any route leads there.
     func interface(toward target: IPv4Address) throws -> String?
+    /// The name of the node's one-daemon lock, an abstract socket in this network namespace.
+    var nodeLockName: String { get }
 }
 
 /// The host's interfaces, as interface selection and the lease need them.
@@ -51,6 +53,8 @@ public protocol DataplaneFactory: Sendable {
 /// The machine itself, over netlink.
 public struct LinuxHost: NodeHost {
     public init() {}
+
+    public var nodeLockName: String { "weft-daemon" }
 
     public func missingPrivilege() -> String? {
         EffectiveCapabilities.current.has(EffectiveCapabilities.netAdmin) ? nil

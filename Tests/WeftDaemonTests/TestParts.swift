@@ -22,6 +22,9 @@ struct TestHost: NodeHost {
     }
 
     func interface(toward target: IPv4Address) throws -> String? { "eth0" }
+
+    /// Each test's daemon is a node of its own, though all share the test runner's network namespace.
+    let nodeLockName = "weft-daemon-test-\(UUID().uuidString)"
 }
 
 /// A dataplane that only records the plans it is given.

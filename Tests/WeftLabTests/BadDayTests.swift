@@ -93,6 +93,50 @@ struct BadDayTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
+    @Test("Pins inside a mounted bpffs (--pin-dir /sys/fs/bpf/weft, as a DaemonSet mounts the host's): the daemon runs; a second one in the same network namespace is refused whatever its --pin-dir")
+    func pinsInsideAMountedBPFFilesystem() throws {
+        let lab = try LabFixture(nodes: 2)
+        let n1 = try lab.node("n1")
+        let host = "\(lab.directory)/n1/host-bpffs"
+        try FileManager.default.createDirectory(atPath: host, withIntermediateDirectories: true)
+        try Command.must(["mount", "-t", "bpf", "bpf", host])
+        defer { umount2(host, Int32(MNT_DETACH)) }
+        let (daemon, log, ready) = try lab.replaceDaemon("n1", pinDirectory: "\(host)/weft")
+        defer { daemon.kill(); _ = daemon.wait() }
+        #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        #expect(FileManager.default.fileExists(atPath: "\(host)/weft/weft_peers"), "the maps are pinned inside the host's bpffs")
+        #expect(!FileManager.default.fileExists(atPath: "\(host)/weft.lock"), "no regular file in a bpffs")
+        #expect(try waitUntil(seconds: 10) { try lab.weft(["lab", "check"]).succeeded })
+        let directory = "\(lab.directory)/n1"
+        for pinDirectory in ["\(host)/weft", "\(host)/weft-2", "\(directory)/bpf-2"] {
+            let second = try Command.run(["ip", "netns", "exec", n1["namespace"] as? String ?? "?", WeftProcess.binary, "daemon",
+                                          "--store-file", "\(lab.directory)/leases.db", "--iface", "eth0", "--subnet-file", "\(directory)/subnet-2.env",
+                                          "--pin-dir", pinDirectory, "--status-file", "\(directory)/status-2.json", "--dataplane", "bpf"])
+            #expect(second.status != 0, "\(pinDirectory)")
+            #expect(second.stderr.contains("another weft daemon (pid \(daemon.pid)) already runs this node"), "\(pinDirectory): \(second.stderr)")
+        }
+        #expect(daemon.isRunning, "the first daemon still runs")
+    }
+
+    @Test("Two daemons in two network namespaces on one pin directory: the second is refused, naming the first")
+    func onePinDirectoryTwoNamespaces() throws {
+        let lab = try LabFixture(nodes: 2)
+        let n1 = try lab.node("n1")
+        let n2 = try lab.node("n2")
+        let n1PID = pid_t(n1["pid"] as? Int ?? 0)
+        // n2's own daemon stops, so n2's namespace is free and only the pin directory is shared.
+        let n2PID = pid_t(n2["pid"] as? Int ?? 0)
+        kill(n2PID, SIGTERM)
+        #expect(try waitUntil(seconds: 5) { kill(n2PID, 0) != 0 })
+        let directory = "\(lab.directory)/n2"
+        let second = try Command.run(["ip", "netns", "exec", n2["namespace"] as? String ?? "?", WeftProcess.binary, "daemon",
+                                      "--store-file", "\(lab.directory)/leases.db", "--iface", "eth0", "--subnet-file", "\(directory)/subnet.env",
+                                      "--pin-dir", "\(lab.directory)/n1/bpf", "--status-file", "\(directory)/status-2.json", "--dataplane", "bpf"])
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("another weft daemon (pid \(n1PID)) uses the pin directory \(lab.directory)/n1/bpf"), "\(second.stderr)")
+        #expect(kill(n1PID, 0) == 0)
+    }
+
     @Test("etcd replaced by an empty one: every node re-creates its lease with the same subnet and sees a node that joins afterwards")
     func etcdWiped() throws {
         let lab = try LabFixture(nodes: 2, store: "etcd")
