@@ -3,11 +3,15 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// `/healthz`, `/readyz` and `/metrics` over HTTP/1.1 (SwiftNIO), on an event loop of its
-/// own so neither the daemon nor a crowd of clients can stall the other: any number of
-/// connections at once, each closed after `idleTimeout` without a complete request, and after
-/// its response. IPv4 or IPv6, on the address `--healthz-ip` names (flanneld's meaning).
+/// own so neither the daemon nor a crowd of clients can stall the other. A client gets
+/// `requestTimeout` for its whole request, however slowly it trickles in, and none at all
+/// beyond `maxConnections` open at once (closed as soon as accepted): the descriptors a
+/// client can hold are bounded, whatever it does. Each connection is also closed after
+/// `idleTimeout` without a byte, and after its response. IPv4 or IPv6, on the address
+/// `--healthz-ip` names (flanneld's meaning).
 public final class HealthServer: Service, Sendable {
     public typealias Responder = @Sendable (_ path: String) -> (status: Int, contentType: String, body: String)
 
@@ -18,20 +22,22 @@ public final class HealthServer: Service, Sendable {
 
     /// Binds at once, so a port already in use fails the daemon's start, not later.
     public init(address: String, port: Int, logger: Logger, idleTimeout: TimeAmount = .seconds(5),
-                responder: @escaping Responder) throws {
+                requestTimeout: TimeAmount = .seconds(5), maxConnections: Int = 256, responder: @escaping Responder) throws {
         self.logger = logger
         guard (try? SocketAddress(ipAddress: address, port: 0)) != nil else {
             throw DaemonError("--healthz-ip \(address): not an IPv4 or IPv6 address")
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let open = OpenConnections(limit: maxConnections)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard open.admit(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(HealthRequestHandler(responder: responder))
+                    try channel.pipeline.syncOperations.addHandler(HealthRequestHandler(responder: responder, requestTimeout: requestTimeout))
                 }
             }
         do {
@@ -51,17 +57,50 @@ public final class HealthServer: Service, Sendable {
     }
 }
 
+/// The connections open now: past the limit, a new one is refused.
+private final class OpenConnections: Sendable {
+    private let count = Mutex(0)
+    private let limit: Int
+
+    init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// Counts the connection in until it closes; false when the limit is reached.
+    func admit(_ channel: any Channel) -> Bool {
+        let admitted = count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+        if admitted { channel.closeFuture.whenComplete { _ in self.count.withLock { $0 -= 1 } } }
+        return admitted
+    }
+}
+
 /// One connection: answers each GET with the responder's page, then closes; an idle
-/// connection is closed.
+/// connection, or one whose request is not complete by its deadline, is closed.
 private final class HealthRequestHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let responder: HealthServer.Responder
+    private let requestTimeout: TimeAmount
     private var request: HTTPRequestHead?
+    private var deadline: Scheduled<Void>?
 
-    init(responder: @escaping HealthServer.Responder) {
+    init(responder: @escaping HealthServer.Responder, requestTimeout: TimeAmount) {
         self.responder = responder
+        self.requestTimeout = requestTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: requestTimeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -37,6 +37,7 @@ public final class NodeDaemon: Sendable {
     public func run(signals: [UnixSignal] = [.sigterm, .sigint]) async throws {
         if let problem = host.missingPrivilege() { throw DaemonError(problem) }
         ProcessMemory.limitArenas()
+        DescriptorLimit.raiseToHardLimit()
         let lock = try NodeLock(nodeName: host.nodeLockName, pinDirectory: settings.pinDirectory)
         let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
         let interfaces = try host.interfaces()

@@ -8,8 +8,9 @@ import WeftTestSupport
 /// The health server as a crowd of clients, idle and slow ones among them, meets it.
 @Suite("The health and metrics server")
 struct HealthServerTests {
-    static func serve(_ address: String, idle: Int64 = 5) throws -> (HealthServer, Task<Void, any Error>) {
-        let server = try HealthServer(address: address, port: 0, logger: Logger(label: "test"), idleTimeout: .seconds(idle)) { path in
+    static func serve(_ address: String, idle: Int64 = 5, requestTimeout: Int64 = 5, maxConnections: Int = 256) throws -> (HealthServer, Task<Void, any Error>) {
+        let server = try HealthServer(address: address, port: 0, logger: Logger(label: "test"), idleTimeout: .seconds(idle),
+                                      requestTimeout: .seconds(requestTimeout), maxConnections: maxConnections) { path in
             path == "/healthz" ? (200, "text/plain", "ok\n") : (404, "text/plain", "no such page\n")
         }
         return (server, Task { try await server.run() })
@@ -96,6 +97,36 @@ struct HealthServerTests {
         #expect(slow.receiveAll().isEmpty)
         let elapsed = ContinuousClock.now - start
         #expect(elapsed < .milliseconds(2500), "closed after the 1 s idle timeout, not the client's 3 s one: \(elapsed)")
+    }
+
+    @Test("A client that trickles its request a byte at a time, each within the idle timeout, is closed at the request's deadline")
+    func aTricklingClientIsClosedAtTheDeadline() throws {
+        let (server, task) = try Self.serve("127.0.0.1", idle: 2, requestTimeout: 1)
+        defer { task.cancel() }
+        let slow = try Client("127.0.0.1", server.port)
+        let start = ContinuousClock.now
+        var closed = false
+        for byte in "GET /healthz HTTP/1.1\r\nHost: test\r\n" {
+            slow.send(String(byte))
+            Thread.sleep(forTimeInterval: 0.25)
+            var probe: UInt8 = 0
+            if recv(slow.descriptor, &probe, 1, Int32(MSG_DONTWAIT)) == 0 { closed = true; break }
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(closed, "still open after \(elapsed)")
+        #expect(elapsed < .milliseconds(2000), "closed at the 1 s deadline, though every byte came within the 2 s idle timeout: \(elapsed)")
+    }
+
+    @Test("Past the connection limit a client is closed at once; the server answers again once connections free up")
+    func connectionsPastTheLimitAreRefused() throws {
+        let (server, task) = try Self.serve("127.0.0.1", idle: 1, requestTimeout: 1, maxConnections: 8)
+        defer { task.cancel() }
+        let held = try (0..<8).map { _ in try Client("127.0.0.1", server.port) }
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try Client("127.0.0.1", server.port).get("/healthz").isEmpty, "the ninth is closed unanswered")
+        // The held ones reach their deadline; then a client is served again.
+        #expect(try waitUntil(seconds: 4) { try Client("127.0.0.1", server.port).get("/healthz").hasPrefix("HTTP/1.1 200 OK") })
+        withExtendedLifetime(held) {}
     }
 
     @Test("IPv6: --healthz-ip ::1 serves there; a bad address is named")
