@@ -51,19 +51,27 @@ static __always_inline enum ip_length ip_length_of(struct __sk_buff *skb, struct
 }
 
 /* A pod's ARP names its own address and MAC, or no address (a probe, RFC 5227, which
- * teaches no neighbour table anything). Anything else would move the node's neighbour
- * entry for another pod, or for the gateway, to the sender. */
+ * teaches no neighbour table anything). A request or an answer naming another address, or
+ * another MAC, would move the node's neighbour entry for that address (another pod's, the
+ * gateway's) to the sender. An answer like that is dropped. A request is asked as a probe
+ * (sender 0.0.0.0): the node still answers it, to the MAC that asked, and learns nothing,
+ * so a pod sending from a foreign address meets the source check, not a dead neighbour. */
 static __always_inline int arp_from_pod(struct __sk_buff *skb, struct cursor *cursor)
 {
+	const __be32 anonymous = 0;
 	struct arp_ipv4 *arp = parse_arp(cursor);
 	struct weft_endpoint *sender;
 
 	if (!weft_check_pod_source || !arp || !arp->sender_ip)
 		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
 	sender = lookup_endpoint(arp->sender_ip);
-	if (!sender || sender->ifindex != skb->ingress_ifindex || !mac_equal(sender->pod_mac, arp->sender_mac))
+	if (sender && sender->ifindex == skb->ingress_ifindex && mac_equal(sender->pod_mac, arp->sender_mac))
+		return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	if (arp->operation != bpf_htons(ARP_REQUEST))
 		return drop(skb, WEFT_CTR_DROP_POD_ARP_SPOOFED, NULL, NULL);
-	return pass(skb, WEFT_CTR_PASSED_NOT_IPV4, NULL);
+	if (bpf_skb_store_bytes(skb, (long)&arp->sender_ip - (long)skb->data, &anonymous, sizeof(anonymous), 0))
+		return drop(skb, WEFT_CTR_DROP_MALFORMED, NULL, NULL);
+	return pass(skb, WEFT_CTR_PASSED_ARP_AS_PROBE, NULL);
 }
 
 static __always_inline int encapsulate(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,

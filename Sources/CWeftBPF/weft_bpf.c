@@ -251,6 +251,7 @@ const char *weft_counter_name(__u32 counter)
 	case WEFT_CTR_DROP_OVERLAY_TRANSIT: return "dropped_overlay_transit";
 	case WEFT_CTR_DROP_POD_ARP_SPOOFED: return "dropped_pod_arp_spoofed";
 	case WEFT_CTR_DROP_OTHER_HOST: return "dropped_other_host";
+	case WEFT_CTR_PASSED_ARP_AS_PROBE: return "passed_arp_as_probe";
 	case WEFT_CTR_COUNT: break;
 	}
 	return NULL;
@@ -273,6 +274,7 @@ enum weft_outcome weft_counter_outcome(__u32 counter)
 	case WEFT_CTR_PASSED_UNVERIFIED_HOP:
 	case WEFT_CTR_PASSED_TOO_BIG_DF:
 	case WEFT_CTR_PASSED_VLAN_TAGGED:
+	case WEFT_CTR_PASSED_ARP_AS_PROBE:
 		return WEFT_OUTCOME_PASSED;
 	case WEFT_CTR_DROP_BAD_VNI:
 	case WEFT_CTR_DROP_UNKNOWN_PEER:

@@ -45,6 +45,7 @@ public struct DataplaneCounter: Hashable, Sendable, CaseIterable, CustomStringCo
     public static let droppedOverlayTransit = DataplaneCounter(WEFT_CTR_DROP_OVERLAY_TRANSIT)
     public static let droppedPodARPSpoofed = DataplaneCounter(WEFT_CTR_DROP_POD_ARP_SPOOFED)
     public static let droppedOtherHost = DataplaneCounter(WEFT_CTR_DROP_OTHER_HOST)
+    public static let passedARPAsProbe = DataplaneCounter(WEFT_CTR_PASSED_ARP_AS_PROBE)
 
     /// Every slot the header declares, in order.
     public static var allCases: [DataplaneCounter] {

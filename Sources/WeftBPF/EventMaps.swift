@@ -49,22 +49,52 @@ public final class EventReader {
     }
 }
 
-/// `weft_monitor`: how many monitors want every decision traced. The programs trace while
-/// it is above zero.
+/// `weft_monitor`: how many monitors want every decision traced, and the lease they renew.
+/// The programs trace while both hold, so tracing ends within the lease (3 s) of the last
+/// monitor's end however it ends, and a killed monitor's count is forgotten by the next.
 public struct MonitorSettingsMap {
     public static let name = "weft_monitor"
+    public static let lease = Duration.nanoseconds(Int64(WEFT_TRACE_LEASE_NS))
     private let map: BPFMap<UInt32, weft_monitor_settings>
 
     public init(descriptor: Int32, owned: Bool = false) {
         map = BPFMap(descriptor: descriptor, name: Self.name, owned: owned)
     }
 
+    /// The monitors tracing now: none once the lease has run out.
     public func tracers() throws(SystemCallError) -> UInt32 {
-        try map.lookup(0, initial: weft_monitor_settings())?.trace ?? 0
+        let settings = try map.lookup(0, initial: weft_monitor_settings()) ?? weft_monitor_settings()
+        return settings.trace_until_ns > Self.now() ? settings.trace : 0
     }
 
+    /// Sets the count, with a fresh lease (none for 0).
     public func setTracers(_ count: UInt32) throws(SystemCallError) {
-        try map.update(0, weft_monitor_settings(trace: count))
+        try map.update(0, weft_monitor_settings(trace: count, reserved: 0, trace_until_ns: count == 0 ? 0 : Self.now() + WEFT_TRACE_LEASE_NS))
+    }
+
+    /// A monitor starts tracing; a count whose lease ran out belonged to monitors gone.
+    public func startTracing() throws(SystemCallError) {
+        try setTracers(try tracers() + 1)
+    }
+
+    /// A tracing monitor renews the lease (every second).
+    public func renewTracing() throws(SystemCallError) {
+        guard var settings = try map.lookup(0, initial: weft_monitor_settings()), settings.trace > 0 else { return }
+        settings.trace_until_ns = max(settings.trace_until_ns, Self.now() + WEFT_TRACE_LEASE_NS)
+        try map.update(0, settings)
+    }
+
+    /// A monitor stops tracing; the last one ends it at once.
+    public func stopTracing() throws(SystemCallError) {
+        let remaining = try tracers()
+        try setTracers(remaining > 0 ? remaining - 1 : 0)
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds, the programs' bpf_ktime_get_ns.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 }
 

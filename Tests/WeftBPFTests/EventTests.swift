@@ -1,3 +1,5 @@
+import CWeftBPF
+import Glibc
 import Testing
 import WeftBPF
 import WeftCore
@@ -62,6 +64,28 @@ struct EventTests {
         try monitor.setTracers(0)
         _ = try program.run(toPeer, ingressInterface: 7)
         #expect(try reader.poll(timeoutMilliseconds: 50).isEmpty)
+    }
+
+    @Test("A tracer whose lease ran out (a monitor killed, never counted off) traces nothing; the next monitor forgets it")
+    func tracingEndsWithTheLease() throws {
+        let (program, reader, monitor) = try fromPod()
+        let settings = BPFMap<UInt32, weft_monitor_settings>(descriptor: try program.object.mapDescriptor(MonitorSettingsMap.name), name: MonitorSettingsMap.name)
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let past = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec) - 1_000_000
+        try settings.update(0, weft_monitor_settings(trace: 1, reserved: 0, trace_until_ns: past))
+        let toPeer = Frame(destination: IPv4Address("10.244.2.3")!).bytes
+        _ = try program.run(toPeer, ingressInterface: 7)
+        #expect(try reader.poll(timeoutMilliseconds: 50).isEmpty, "the count says 1, the lease says it is over")
+        #expect(try monitor.tracers() == 0)
+        try monitor.startTracing()
+        #expect(try monitor.tracers() == 1, "the dead monitor's count is gone")
+        _ = try program.run(toPeer, ingressInterface: 7)
+        #expect(try reader.poll(timeoutMilliseconds: 100).count == 1)
+        try monitor.renewTracing()
+        try monitor.stopTracing()
+        _ = try program.run(toPeer, ingressInterface: 7)
+        #expect(try reader.poll(timeoutMilliseconds: 50).isEmpty, "the last monitor's end ends it at once")
     }
 
     @Test("A flood of drops is rate-limited per CPU; every drop is still counted, and the rest of the reports are counted as suppressed")

@@ -160,8 +160,8 @@ struct FromPodTests {
         return Frame(destinationMAC: MACAddress("ff:ff:ff:ff:ff:ff")!, sourceMAC: MACAddress(senderMAC)!, etherType: 0x0806, payload: body)
     }
 
-    @Test("A pod's ARP may name its own address and MAC, or none (a probe); one claiming another pod's or the gateway's address, or another MAC, is dropped")
-    func spoofedARPFromAPodIsDropped() throws {
+    @Test("A pod's ARP answer claiming another pod's or the gateway's address, or another MAC, is dropped; a request from a foreign address goes on as a probe (sender 0.0.0.0); its own ARP, and probes, go on unchanged")
+    func spoofedARPFromAPodIsDroppedOrAnonymised() throws {
         let program = try program()
         try program.endpoints.set(IPv4Address("10.244.1.9")!, LocalEndpoint(hostInterfaceIndex: 9, podMAC: MACAddress("02:00:00:00:00:09")!,
                                                                              hostMAC: MACAddress("02:00:00:00:00:fe")!))
@@ -170,13 +170,21 @@ struct FromPodTests {
             arp(senderMAC: "02:00:00:00:00:09", senderIP: "10.244.1.9"),  // another pod's address and MAC
             arp(senderIP: "10.244.1.1"),                                   // the gateway's
             arp(senderMAC: "02:00:00:00:00:66"),                           // its own address with another MAC
-            arp(operation: 1, senderIP: "10.244.2.3"),                     // a request from another node's pod address
+            arp(senderIP: "10.244.2.3", targetIP: "10.244.2.3"),           // a gratuitous answer for another node's pod
         ]
         for frame in spoofed {
             #expect(try program.run(frame.bytes).action == TCAction.shot)
         }
-        #expect(try program.run(arp().bytes, ingressInterface: 9).action == TCAction.shot, "its own ARP on another pod's veth")
+        #expect(try program.run(arp().bytes, ingressInterface: 9).action == TCAction.shot, "its own answer on another pod's veth")
         #expect(try program.packets(.droppedPodARPSpoofed) == 6)
+        for request in [arp(operation: 1, senderIP: "10.244.1.9"), arp(operation: 1, senderIP: "10.244.2.3", targetIP: "10.244.2.3")] {
+            let outcome = try program.run(request.bytes)
+            #expect(outcome.action == TCAction.ok)
+            var probe = request.bytes
+            probe[28..<32] = [0, 0, 0, 0]
+            #expect(outcome.packet == probe, "the sender address is gone, nothing else changed")
+        }
+        #expect(try program.packets(.passedARPAsProbe) == 2)
         for (reason, frame) in [("its own answer", arp()), ("its own request", arp(operation: 1)), ("a probe", arp(operation: 1, senderIP: "0.0.0.0"))] {
             let outcome = try program.run(frame.bytes)
             #expect(outcome.action == TCAction.ok, "\(reason)")

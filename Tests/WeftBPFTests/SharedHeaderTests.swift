@@ -24,7 +24,7 @@ struct SharedHeaderTests {
                                          .passedNotIPv4, .passedTTLExpiring, .passedNoRoute, .passedTooBig, .passedSlowPath, .passedHost, .passedUnverifiedHop, .passedTooBigDF,
                                          .droppedBadVNI, .droppedUnknownPeer, .droppedSpoofedSource, .droppedMalformed, .droppedNoPeer,
                                          .droppedPodSpoofedSource, .droppedUntrustedUnderlay, .droppedUnderlayWrongHop,
-                                         .passedVLANTagged, .droppedOverlayTransit, .droppedPodARPSpoofed, .droppedOtherHost]
+                                         .passedVLANTagged, .droppedOverlayTransit, .droppedPodARPSpoofed, .droppedOtherHost, .passedARPAsProbe]
         #expect(Set(named) == Set(DataplaneCounter.allCases))
         #expect(Set(named).count == named.count)
     }

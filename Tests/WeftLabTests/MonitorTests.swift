@@ -95,6 +95,31 @@ struct MonitorTests {
         #expect(events?["tracingMonitors"] == 0, "tracing ends with the monitor: \(String(describing: events))")
     }
 
+    @Test("A tracing monitor killed (SIGKILL), hung up or cut off by a closed pipe leaves no tracing behind once its lease runs out",
+          arguments: ["SIGKILL", "SIGHUP", "closed pipe"])
+    func tracingEndsHoweverTheMonitorEnds(ending: String) throws {
+        let lab = try LabFixture(nodes: 2)
+        func tracing() throws -> Int {
+            let output = try lab.inNode("n1", ["maps", "events", "--json"]).stdout
+            return (try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Int])?["tracingMonitors"] ?? -1
+        }
+        if ending == "closed pipe" {
+            // `weft monitor --type trace | head -n 1`: head exits after one line, and the next write kills the monitor.
+            let namespace = try lab.node("n1")["namespace"] as? String ?? "?"
+            let pipeline = try ChildProcess(["ip", "netns", "exec", namespace, "sh", "-c",
+                                             "\(WeftProcess.binary) monitor --type trace --pin-dir \(lab.directory)/n1/bpf | head -n 1"])
+            #expect(try waitUntil(seconds: 5) { try tracing() == 1 })
+            _ = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "3", "-i", "0.2", try lab.podIP("n2")])
+            #expect(try waitUntil(seconds: 5) { !pipeline.isRunning }, "head took its line and the monitor died of the pipe")
+        } else {
+            let monitor = try Monitor(lab, node: "n1", arguments: ["--type", "trace"])
+            #expect(try waitUntil(seconds: 5) { try tracing() == 1 })
+            monitor.process.signal(ending == "SIGKILL" ? SIGKILL : SIGHUP)
+            _ = monitor.process.wait()
+        }
+        #expect(try waitUntil(seconds: 5) { try tracing() == 0 }, "the lease (3 s) runs out")
+    }
+
     @Test("A flood of dropped packets is rate-limited in the monitor and counted in full, while good traffic flows")
     func flood() throws {
         let lab = try LabFixture(nodes: 2)

@@ -82,9 +82,10 @@ enum weft_counter {
 	/* Added later, numbered after the first ones so a counter keeps its slot across upgrades. */
 	WEFT_CTR_PASSED_VLAN_TAGGED = 20,  /* a frame tagged for a VLAN: the kernel's VLAN devices take it or it drops */
 	WEFT_CTR_DROP_OVERLAY_TRANSIT = 21, /* from the overlay back into it: no Flannel network routes through a node */
-	WEFT_CTR_DROP_POD_ARP_SPOOFED = 22, /* a pod's ARP claiming an address or MAC not its own */
+	WEFT_CTR_DROP_POD_ARP_SPOOFED = 22, /* a pod's ARP answer claiming an address or MAC not its own */
 	WEFT_CTR_DROP_OTHER_HOST = 23,      /* decapsulated, for another MAC than our VTEP's: the kernel drops it too */
-	WEFT_CTR_COUNT = 24,
+	WEFT_CTR_PASSED_ARP_AS_PROBE = 24,  /* a pod's ARP request from an address not its own, asked as a probe: answered, nothing learnt */
+	WEFT_CTR_COUNT = 25,
 };
 
 /* What `weft monitor` reads from the weft_events ring buffer: one record per drop (at most
@@ -113,10 +114,17 @@ struct weft_event {
 	__u32 reserved2;
 };
 
-/* weft_monitor's one entry, written by `weft monitor`. */
+/* weft_monitor's one entry, written by `weft monitor`. Every decision is reported while a
+ * monitor traces and its lease holds: a tracing monitor renews the lease every second, so
+ * tracing ends within WEFT_TRACE_LEASE_NS of the last one's end, however it ends (killed,
+ * hung up, its pipe closed). */
 struct weft_monitor_settings {
-	__u32 trace; /* non-zero: report every decision, not only drops */
+	__u32 trace;          /* monitors that said they trace (one killed is never counted off) */
+	__u32 reserved;
+	__u64 trace_until_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC): the lease's end */
 };
+
+#define WEFT_TRACE_LEASE_NS 3000000000ULL
 
 /* Per CPU: the drop events sent in the current second, and those the limit held back. */
 struct weft_event_budget {

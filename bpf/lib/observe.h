@@ -63,13 +63,14 @@ static __always_inline void count(struct __sk_buff *skb, enum weft_counter count
 	}
 }
 
-/* True while a monitor asks for every decision: one lookup and a branch otherwise. */
+/* True while a monitor asks for every decision and its lease holds: one lookup and a branch
+ * otherwise. */
 static __always_inline int tracing(void)
 {
 	__u32 key = 0;
 	struct weft_monitor_settings *settings = bpf_map_lookup_elem(&weft_monitor, &key);
 
-	return settings && settings->trace;
+	return settings && settings->trace && bpf_ktime_get_ns() < settings->trace_until_ns;
 }
 
 /* A drop event may go out unless this CPU sent its share this second; a flood of dropped

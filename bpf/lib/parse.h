@@ -61,6 +61,8 @@ static __always_inline struct udphdr *parse_udp(struct cursor *cursor)
 
 /* ARPHRD_ETHER: <linux/if_arp.h> pulls in libc's socket headers, which a BPF build lacks. */
 #define ARP_HARDWARE_ETHERNET 1
+/* ARPOP_REQUEST, from the same header. */
+#define ARP_REQUEST 1
 
 /* ARP for IPv4 over Ethernet (RFC 826), the only form a pod's neighbours take from it. */
 struct arp_ipv4 {

@@ -13,7 +13,8 @@ struct MonitorCommand: ParsableCommand {
         discussion: """
             Drops are always reported, at most \(EventBudgetMap.dropEventsPerSecond) per CPU and second (the rest are counted as \
             suppressed). --type trace switches tracing on in the programs while this runs: one line per packet forwarded, \
-            delivered or left to the kernel, and why. In a lab: weft lab exec n1 -- weft monitor.
+            delivered or left to the kernel, and why. This renews a 3 s lease on tracing every second, so tracing ends \
+            within 3 s of the end of the last tracing monitor, however it ends (killed, hung up, a closed pipe). In a lab: weft lab exec n1 -- weft monitor.
             """)
 
     enum EventType: String, ExpressibleByArgument, CaseIterable {
@@ -46,8 +47,11 @@ struct MonitorCommand: ParsableCommand {
         }
         let stopped = Atomic(false)
         let stop = StopSignal { stopped.store(true, ordering: .relaxed) }
-        if type == .trace { try changeTracers(maps.monitor, by: 1) }
-        defer { if type == .trace { try? changeTracers(maps.monitor, by: -1) } }
+        if type == .trace {
+            do { try maps.monitor.startTracing() } catch { throw CommandFailure("\(error)") }
+        }
+        defer { if type == .trace { try? maps.monitor.stopTracing() } }
+        var renewed = ContinuousClock.now
         if !json {
             print("listening for \(type == .trace ? "drops and decisions" : "drops") in \(pinDir); Ctrl-C to stop")
             fflush(nil)
@@ -57,6 +61,10 @@ struct MonitorCommand: ParsableCommand {
         while !stopped.load(ordering: .relaxed), deadline.map({ Date() < $0 }) ?? true, count.map({ printed < $0 }) ?? true {
             let events: [DataplaneEvent]
             do {
+                if type == .trace && ContinuousClock.now - renewed >= .seconds(1) {
+                    try maps.monitor.renewTracing()
+                    renewed = ContinuousClock.now
+                }
                 events = try reader.poll(timeoutMilliseconds: 200)
             } catch {
                 throw CommandFailure("\(error)")
@@ -79,13 +87,4 @@ struct MonitorCommand: ParsableCommand {
         return true
     }
 
-    /// Tracing stays on while any monitor traces: each adds one on start and takes it off at the end.
-    private func changeTracers(_ monitor: MonitorSettingsMap, by change: Int) throws {
-        do {
-            let current = Int(try monitor.tracers())
-            try monitor.setTracers(UInt32(max(0, current + change)))
-        } catch {
-            throw CommandFailure("\(error)")
-        }
-    }
 }
