@@ -37,8 +37,13 @@ public final class DaemonState: Sendable {
         public var storeResyncs = 0
         /// Why the store cannot be used right now; nil when the last operation worked.
         public var storeProblem: String?
-        /// Why the dataplane is not as planned right now; nil when the last pass worked.
-        public var dataplaneProblem: String?
+        /// Why the dataplane is not as planned right now, by the task that failed; a task's
+        /// problem goes when that task next works.
+        public var dataplaneProblems: [DataplaneSupervisor.Work: String] = [:]
+        /// The first of them, in the order the supervisor's tasks are listed.
+        public var dataplaneProblem: String? {
+            DataplaneSupervisor.Work.allCases.lazy.compactMap { dataplaneProblems[$0] }.first
+        }
 
         public var ready: Bool { notReadyReason == nil }
 
@@ -112,11 +117,12 @@ extension DaemonState.Snapshot {
             rejectedLeases = plan.rejected
             applies += 1
             applySeconds += seconds
-            dataplaneProblem = nil
         case .repaired(let count):
             repairs += count
-        case .failed(let problem):
-            dataplaneProblem = problem
+        case .failed(let task, let problem):
+            dataplaneProblems[task] = problem
+        case .succeeded(let task):
+            dataplaneProblems[task] = nil
         }
     }
 }

@@ -39,7 +39,7 @@ public final class DaemonMetrics: Sendable {
             applyDuration.record(.nanoseconds(Int64(seconds * 1e9)))
         case .repaired(let count):
             repairs.increment(by: Int64(count))
-        case .failed:
+        case .failed, .succeeded:
             break
         }
     }

@@ -129,7 +129,7 @@ public final class NodeDaemon: Sendable {
             }
         } catch {
             logger.error("could not install the masquerade and forward rules; retrying every resync", metadata: ["error": "\(error)"])
-            state.update { $0.record(.failed("could not install the masquerade and forward rules: \(error)")) }
+            state.update { $0.record(.failed(.rules, "could not install the masquerade and forward rules: \(error)")) }
         }
     }
 

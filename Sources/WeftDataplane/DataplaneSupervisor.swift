@@ -32,8 +32,18 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         /// A plan was applied: what changed, the plan, and how long it took.
         case applied(ApplyReport, PeerPlan, seconds: Double)
         case repaired(count: Int)
-        /// A pass failed; the dataplane is not as planned until a later pass succeeds.
-        case failed(String)
+        /// A task failed; the dataplane is not as planned until the same task succeeds (a
+        /// successful peer apply says nothing of the netfilter rules, say).
+        case failed(Work, String)
+        /// The task worked, so its last failure no longer holds.
+        case succeeded(Work)
+    }
+
+    /// What the supervisor keeps doing, each failing and recovering on its own.
+    public enum Work: String, Sendable, CaseIterable {
+        case applyPeers = "apply the new peers"
+        case repair = "repair the dataplane"
+        case rules = "keep the netfilter rules"
     }
 
     private let makeChanges: @Sendable () throws -> any NamespaceChanges
@@ -111,7 +121,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         if rules != nil, plan.directRoutes != directPeers {
             // At once, not at the next rules check: the guard drops a new peer's traffic until then.
             directPeers = plan.directRoutes
-            attempt("update the netfilter rules for the direct peers") {
+            attempt(.rules) {
                 let changes = try rules!.ensure(directPeers: directPeers)
                 if !changes.isEmpty { logger.info("updated the netfilter rules for the direct peers", metadata: ["changes": "\(changes.joined(separator: "; "))"]) }
             }
@@ -164,11 +174,11 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             let (changed, stopped) = pending.withLock { ($0.changed, $0.stopped) }
             if stopped { return }
             if changed {
-                attempt("apply the new peers") { try applyPeers() }
+                attempt(.applyPeers) { try applyPeers() }
             }
             if clock.now >= nextRulesCheck {
                 nextRulesCheck = clock.now + rulesInterval
-                attempt("check the netfilter rules") { try checkRules() }
+                attempt(.rules) { try checkRules() }
             }
             if namespaceChangedNow {
                 namespaceChanged = true
@@ -177,7 +187,7 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             if namespaceChanged || clock.now >= nextFullPass {
                 namespaceChanged = false
                 nextFullPass = clock.now + interval
-                attempt("repair the dataplane") { try reconcile() }
+                attempt(.repair) { try reconcile() }
             }
         }
     }
@@ -194,12 +204,13 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         return repairs
     }
 
-    private func attempt(_ what: String, _ body: () throws -> Void) {
+    private func attempt(_ task: Work, _ body: () throws -> Void) {
         do {
             try body()
+            observer(.succeeded(task))
         } catch {
-            logger.error("could not \(what); retrying on the next pass", metadata: ["error": "\(error)"])
-            observer(.failed("could not \(what): \(error)"))
+            logger.error("could not \(task.rawValue); retrying on the next pass", metadata: ["error": "\(error)"])
+            observer(.failed(task, "could not \(task.rawValue): \(error)"))
         }
     }
 

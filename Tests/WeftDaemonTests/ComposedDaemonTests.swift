@@ -79,6 +79,24 @@ struct ComposedDaemonTests {
         }
     }
 
+    @Test("Rules that cannot be kept (--ip-masq on a node without iptables): not ready with the reason through every peer apply and repair, ready once they can")
+    func rulesThatCannotBeKeptKeepTheNodeNotReady() async throws {
+        let node = try ComposedDaemon(rulesResync: .milliseconds(300))
+        try await node.start()
+        defer { Task { _ = try? await node.stop() } }
+        node.dataplanes.keeper.failure.withLock { $0 = "iptables-restore: command not found" }
+        #expect(try await eventually { node.daemon.state.current.notReadyReason?.contains("iptables-restore: command not found") == true })
+        // Repairs every second and a lease change: each succeeds, and none of them speaks for the rules.
+        try await node.write("10.244.77.0/24", vxlanLeaseJSON("198.18.0.77", mac: "0a:58:00:00:00:77"))
+        for _ in 0..<25 {
+            #expect(!node.daemon.state.current.ready, "never ready while the rules fail")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await eventually { node.programmed.contains(IPv4Prefix("10.244.77.0/24")!) }, "the peer was applied")
+        node.dataplanes.keeper.failure.withLock { $0 = nil }
+        #expect(try await eventually { node.daemon.state.current.ready })
+    }
+
     @Test("The store refuses writes (full or read-only disk): the node stays up, /readyz says why, and recovers")
     func survivesAStoreThatRefusesWrites() async throws {
         try await onOwnThreads {

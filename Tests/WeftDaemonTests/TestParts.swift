@@ -83,13 +83,20 @@ final class RecordingDataplanes: DataplaneFactory, @unchecked Sendable {
 final class RecordingRules: RuleKeeper, Sendable {
     let wanted = Mutex<(FlannelRules, NetfilterRules.Tool)?>(nil)
     let checks = Mutex(0)
+    /// While set, every check fails with it, as on a node without iptables.
+    let failure = Mutex<String?>(nil)
 
     func ensure(directPeers: [IPv4Prefix: IPv4Address]?) throws -> [String] {
         checks.withLock { $0 += 1 }
+        if let failure = failure.withLock({ $0 }) { throw RulesUnavailable(description: failure) }
         return []
     }
 
     func remove() throws {}
+}
+
+struct RulesUnavailable: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// A namespace where nothing changes: waits until woken or the time is up.
@@ -150,7 +157,8 @@ final class ComposedDaemon: @unchecked Sendable {
 
     static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#
 
-    init(renewMargin: Duration = .seconds(3600), serviceManager: ServiceManager = ServiceManager(environment: [:])) throws {
+    init(renewMargin: Duration = .seconds(3600), rulesResync: Duration = .seconds(5),
+         serviceManager: ServiceManager = ServiceManager(environment: [:])) throws {
         files = try TemporaryDirectory()
         store = FailingWrites(try EmbeddedStore(path: files.file("leases.db")))
         registry = SubnetRegistry(store: store, logger: log.logger())
@@ -163,6 +171,7 @@ final class ComposedDaemon: @unchecked Sendable {
         settings.renewMargin = renewMargin
         settings.leaseCheckInterval = .milliseconds(200)
         settings.repairInterval = .seconds(1)
+        settings.rulesResync = rulesResync
         daemon = NodeDaemon(settings: settings, registry: registry, host: TestHost(), dataplanes: dataplanes, logger: log.logger(),
                             serviceManager: serviceManager)
     }
