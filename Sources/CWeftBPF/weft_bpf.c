@@ -172,7 +172,23 @@ int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 
 	return err;
 }
 
-int weft_pin_program_maps(__u32 program_id, const char *pin_root)
+/* The map's full name: the kernel keeps BPF_OBJ_NAME_LEN - 1 characters of it
+ * (weft_device_flows is weft_device_flo there), so a name cut to that length is looked up
+ * among the names the loader knows. */
+static const char *full_map_name(const char *kernel_name, const char *const *names, size_t count)
+{
+	size_t length = strlen(kernel_name);
+
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(names[i], kernel_name) == 0)
+			return names[i];
+		if (length == BPF_OBJ_NAME_LEN - 1 && strncmp(names[i], kernel_name, length) == 0)
+			return names[i];
+	}
+	return kernel_name;
+}
+
+int weft_pin_program_maps(__u32 program_id, const char *pin_root, const char *const *names, size_t count)
 {
 	__u32 map_ids[64];
 	struct bpf_prog_info info;
@@ -208,7 +224,7 @@ int weft_pin_program_maps(__u32 program_id, const char *pin_root)
 			return err;
 		}
 		if (strncmp(map_info.name, "weft_", 5) == 0) {
-			snprintf(path, sizeof(path), "%s/%s", pin_root, map_info.name);
+			snprintf(path, sizeof(path), "%s/%s", pin_root, full_map_name(map_info.name, names, count));
 			if (access(path, F_OK) != 0) {
 				if (bpf_obj_pin(map, path)) {
 					int err = -errno;

@@ -10,6 +10,10 @@ public struct PinnedMaps {
     /// Where Weft pins by default: a bpffs of its own, so `ip netns exec` does not hide it.
     public static let defaultDirectory = "/run/weft/bpf"
 
+    /// Every map the programs pin, by its full name (the kernel keeps only 15 characters).
+    public static let allNames = [PeerMap.name, TunnelMap.name, EndpointMap.name, CounterMap.name, EventReader.name,
+                                  MonitorSettingsMap.name, EventBudgetMap.name, MapUsage.deviceFlowsName]
+
     public let directory: String
     public let peers: PeerMap
     public let endpoints: EndpointMap
@@ -37,7 +41,9 @@ public struct PinnedMaps {
     /// their pins are gone: the programs keep their maps alive, so the peers and pods they
     /// hold survive a deleted pin directory. Returns how many maps it pinned.
     public static func restore(fromProgram programID: UInt32, into directory: String) throws(SystemCallError) -> Int {
-        let result = weft_pin_program_maps(programID, directory)
+        let names = allNames.map { strdup($0) }
+        defer { names.forEach { free($0) } }
+        let result = names.map { UnsafePointer($0) }.withUnsafeBufferPointer { weft_pin_program_maps(programID, directory, $0.baseAddress, $0.count) }
         guard result >= 0 else { throw SystemCallError("pin again the maps of program", "\(programID) in \(directory)", errno: result) }
         return Int(result)
     }

@@ -27,6 +27,18 @@ struct MapTests {
         #expect(try fromPod.peers.remove(IPv4Prefix("10.244.2.0/24")!) == false)
     }
 
+    @Test("Pins deleted under a running program come back under their full names, the ones longer than the kernel's 15 characters among them, and hold the same maps")
+    func restoredPinsKeepTheirFullNames() throws {
+        let program = try LoadedProgram("from_underlay", pins: pins)
+        try program.peers.set(IPv4Prefix("10.244.2.0/24")!, PeerRoute(underlayIP: IPv4Address("198.18.0.2")!, vtepMAC: .zero, mode: .direct))
+        for pin in try FileManager.default.contentsOfDirectory(atPath: pins.path) { unlink("\(pins.path)/\(pin)") }
+        let restored = try PinnedMaps.restore(fromProgram: try ProgramPin.id(of: try program.object.programDescriptor("from_underlay")), into: pins.path)
+        #expect(restored == 8)
+        let listed = Set(try FileManager.default.contentsOfDirectory(atPath: pins.path).filter { $0.hasPrefix("weft_") })
+        #expect(listed == Set(PinnedMaps.allNames), "\(listed.sorted())")
+        #expect(try PinnedMaps(directory: pins.path).peers.entries().keys.contains(IPv4Prefix("10.244.2.0/24")!), "the same peer map")
+    }
+
     @Test func aMissingObjectFileSaysHowToBuildIt() {
         #expect {
             _ = try BPFObject(path: "/nonexistent/from_pod.bpf.o", pinDirectory: pins.path)

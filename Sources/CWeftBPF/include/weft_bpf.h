@@ -29,7 +29,7 @@ int weft_tc_query(int ifindex, int ingress, __u32 handle, __u32 priority, __u32 
  * pin_root/<name>, unless a pin of that name exists: how a node whose pins were deleted
  * gets back the maps its attached programs still hold. Returns how many it pinned, or a
  * negative errno. */
-int weft_pin_program_maps(__u32 program_id, const char *pin_root);
+int weft_pin_program_maps(__u32 program_id, const char *pin_root, const char *const *names, size_t count);
 
 /* The name of a counter slot (`enum weft_counter` in weft_maps.h), as the CLI and the
  * metrics print it; NULL for a slot that has none. */
