@@ -37,7 +37,17 @@ public struct BPFMap<Key, Value> {
         var key = key
         var value = value
         let result = bpf_map_update_elem(descriptor, &key, &value, UInt64(BPF_ANY))
+        if result == -E2BIG {
+            throw SystemCallError("update map", "\(name), which is full (all \(capacity.map { "\($0) " } ?? "")entries are taken; remove stale ones, or see `weft maps usage`)", errno: result)
+        }
         guard result == 0 else { throw SystemCallError("update map", name, errno: result) }
+    }
+
+    /// How many entries the map holds at most, as the kernel says.
+    public var capacity: UInt32? {
+        var info = bpf_map_info()
+        var length = UInt32(MemoryLayout<bpf_map_info>.size)
+        return bpf_obj_get_info_by_fd(descriptor, &info, &length) == 0 ? info.max_entries : nil
     }
 
     /// Removes a key; false if it was not there.

@@ -39,6 +39,15 @@ struct MapTests {
         #expect(try PinnedMaps(directory: pins.path).peers.entries().keys.contains(IPv4Prefix("10.244.2.0/24")!), "the same peer map")
     }
 
+    @Test("A full endpoint map is named as full, with its size, not as the kernel's E2BIG")
+    func aFullMapSaysSo() throws {
+        let program = try LoadedProgram("from_pod", pins: pins)
+        let endpoint = LocalEndpoint(hostInterfaceIndex: 7, podMAC: MACAddress("02:00:00:00:00:aa")!, hostMAC: MACAddress("02:00:00:00:00:fe")!)
+        for index in 0..<UInt32(16384) { try program.endpoints.set(IPv4Address(0x0af4_0000 + index), endpoint) }
+        let error = try #require(throws: SystemCallError.self) { try program.endpoints.set(IPv4Address("10.245.0.1")!, endpoint) }
+        #expect(error.description.contains("weft_endpoints, which is full (all 16384 entries are taken"), "\(error)")
+    }
+
     @Test func aMissingObjectFileSaysHowToBuildIt() {
         #expect {
             _ = try BPFObject(path: "/nonexistent/from_pod.bpf.o", pinDirectory: pins.path)
