@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "WeftNetlinkTests", dependencies: ["WeftNetlink", "WeftCore", "WeftTestSupport", "WeftSystem"]),
         .testTarget(name: "WeftDataplaneTests", dependencies: ["WeftDataplane", "WeftCore", "WeftTestSupport"]),
         .testTarget(name: "WeftCNITests", dependencies: ["WeftCNI", "WeftCore", "WeftTestSupport"]),
-        .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport", "WeftCore"]),
+        .testTarget(name: "WeftLabTests", dependencies: ["WeftTestSupport", "WeftCore", "WeftBPF"]),
         .testTarget(name: "WeftBenchTests", dependencies: ["WeftBench"]),
         .testTarget(name: "WeftShellTests", dependencies: ["WeftShell"]),
         .testTarget(name: "WeftSystemTests", dependencies: ["WeftSystem"]),

@@ -70,11 +70,14 @@ public final class BPFDataplane: Dataplane {
                 .attach(programDescriptor: descriptors["to_overlay"]!, name: "to_overlay")
         }
         let links = try netlink.links()
-        let endpoints = try BPFEndpoints(pinDirectory: pinDirectory).reattachAll(existingInterfaces: Set(links.map(\.index)))
+        let endpoints = BPFEndpoints(pinDirectory: pinDirectory)
+        let pods = try endpoints.prune(links: links, underlay: underlay.index)
+        for (_, endpoint) in pods.kept { try endpoints.attach(interfaceIndex: Int32(endpoint.hostInterfaceIndex)) }
+        for forgotten in pods.forgotten { logger.notice("\(forgotten)") }
         try detachFromUnusedInterfaces(links, using: [underlay.index] + (vxlan.map { [$0.index] } ?? []))
         logger.info("BPF dataplane set up", metadata: [
             "underlay": "\(underlay.name)", "vxlan": "\(vxlan?.name ?? "none")", "mtu": "\(tunnelMTU)",
-            "pods": "\(endpoints.attached)", "forgotten": "\(endpoints.forgotten)", "pins": "\(pinDirectory)",
+            "pods": "\(pods.kept.count)", "forgotten": "\(pods.forgotten.count)", "pins": "\(pinDirectory)",
             "vxlan_receive": "\(globals.decapsulateAggregates ? "all in BPF" : "TCP and GRO aggregates by the vxlan device (the kernel cannot reset tunnel GSO state from BPF)")",
         ])
         withExtendedLifetime(objects) {}
@@ -232,15 +235,10 @@ public final class BPFDataplane: Dataplane {
             attachments.append((TCAttachment(interfaceIndex: device.index, direction: .ingress), "from_overlay"))
             attachments.append((TCAttachment(interfaceIndex: device.index, direction: .egress), "to_overlay"))
         }
-        let interfaces = Set(try netlink.links().map(\.index))
-        let maps = try PinnedMaps(directory: pinDirectory)
-        for (address, endpoint) in try maps.endpoints.entries() {
-            guard interfaces.contains(Int32(endpoint.hostInterfaceIndex)) else {
-                // The pod went away without a CNI DEL: nothing left to deliver to.
-                try maps.endpoints.remove(address)
-                repairs.append("forgot pod \(address), whose veth is gone")
-                continue
-            }
+        let links = try netlink.links()
+        let pods = try BPFEndpoints(pinDirectory: pinDirectory).prune(links: links, underlay: underlay.index)
+        repairs += pods.forgotten
+        for (address, endpoint) in pods.kept.sorted(by: { $0.key < $1.key }) {
             attachments.append((TCAttachment(interfaceIndex: Int32(endpoint.hostInterfaceIndex), direction: .ingress), "from_pod (pod \(address))"))
         }
         for (attachment, label) in attachments {
@@ -252,12 +250,15 @@ public final class BPFDataplane: Dataplane {
                 repairs.append("\(label) at the \(attachment)")
             }
         }
+        // A from_pod left on an interface whose pod is forgotten (or no pod's) goes too.
+        repairs += try detachFromUnusedInterfaces(links, using: attachments.map(\.0.interfaceIndex))
         return repairs
     }
 
     /// Removes Weft's filters from interfaces this dataplane no longer uses: the underlay of
     /// an earlier run with another `--iface`, say. Pods' veths keep theirs.
-    private func detachFromUnusedInterfaces(_ links: [NetworkLink], using hooked: [Int32]) throws {
+    @discardableResult
+    private func detachFromUnusedInterfaces(_ links: [NetworkLink], using hooked: [Int32]) throws -> [String] {
         let pods = try PinnedMaps(directory: pinDirectory).endpoints.entries().values.map { Int32($0.hostInterfaceIndex) }
         let inUse = Set(hooked + pods)
         var detached: [String] = []
@@ -270,6 +271,7 @@ public final class BPFDataplane: Dataplane {
         if !detached.isEmpty {
             logger.notice("removed Weft's filters from interfaces it no longer uses", metadata: ["filters": "\(detached.joined(separator: ", "))"])
         }
+        return detached.map { "removed Weft's filter from \($0), which no pod or hook of this node uses" }
     }
 
     /// Puts the pins back when some are gone (deleted, or the bpffs unmounted) while the

@@ -19,6 +19,9 @@ public struct BPFEndpoints {
         guard let link = try netlink.link(named: hostInterface) else {
             throw DataplaneError("the pod's host-side interface \(hostInterface) does not exist in this network namespace")
         }
+        guard link.kind == "veth" else {
+            throw DataplaneError("interface \(hostInterface) is a \(link.kind ?? "device of no kind") (ifindex \(link.index)), not the host side of a pod's veth pair; the CNI result named the wrong interface")
+        }
         guard let hostMAC = link.mac else { throw DataplaneError("interface \(hostInterface) has no MAC address; a pod veth has one") }
         let maps = try PinnedMaps(directory: pinDirectory)
         try maps.endpoints.set(address, LocalEndpoint(hostInterfaceIndex: UInt32(link.index), podMAC: podMAC, hostMAC: hostMAC))
@@ -33,27 +36,29 @@ public struct BPFEndpoints {
         try maps.endpoints.remove(address)
     }
 
-    /// Puts the current from_pod program on every registered pod's veth, and forgets pods
-    /// whose veth no longer exists. Returns how many were re-attached and forgotten.
-    @discardableResult
-    public func reattachAll(existingInterfaces: Set<Int32>) throws -> (attached: Int, forgotten: Int) {
+    /// The registered pods whose host side is a pod's veth that exists; the others are
+    /// forgotten, each with why: a pod gone without a CNI DEL, or an entry that names an
+    /// interface no pod owns (`lo`, the underlay, the vxlan device), where from_pod must
+    /// never run. `underlay` is the node's underlay interface.
+    public func prune(links: [NetworkLink], underlay: Int32) throws -> (kept: [IPv4Address: LocalEndpoint], forgotten: [String]) {
         let maps = try PinnedMaps(directory: pinDirectory)
-        var attached = 0
-        var forgotten = 0
-        for (address, endpoint) in try maps.endpoints.entries() {
+        let byIndex = Dictionary(links.map { ($0.index, $0) }, uniquingKeysWith: { first, _ in first })
+        var kept: [IPv4Address: LocalEndpoint] = [:]
+        var forgotten: [String] = []
+        for (address, endpoint) in try maps.endpoints.entries().sorted(by: { $0.key < $1.key }) {
             let index = Int32(endpoint.hostInterfaceIndex)
-            if existingInterfaces.contains(index) {
-                try attach(interfaceIndex: index)
-                attached += 1
-            } else {
-                try maps.endpoints.remove(address)
-                forgotten += 1
+            if let link = byIndex[index], link.kind == "veth", index != underlay {
+                kept[address] = endpoint
+                continue
             }
+            try maps.endpoints.remove(address)
+            forgotten.append(byIndex[index].map { "forgot pod \(address), whose entry names \($0.name) (ifindex \(index)), which is no pod's veth" }
+                             ?? "forgot pod \(address), whose veth is gone")
         }
-        return (attached, forgotten)
+        return (kept, forgotten)
     }
 
-    private func attach(interfaceIndex: Int32) throws {
+    func attach(interfaceIndex: Int32) throws {
         let program = try ProgramPin.open("from_pod", in: pinDirectory)
         defer { close(program) }
         try TCAttachment(interfaceIndex: interfaceIndex, direction: .ingress).attach(programDescriptor: program, name: "from_pod")

@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Testing
+import WeftBPF
+import WeftCore
 import WeftTestSupport
 
 /// The control plane on a bad day: a hostile or broken store, a second daemon, lost pins
@@ -167,6 +169,21 @@ struct BadDayTests {
         let pod = (try lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
         #expect(try lab.inNode("n1", ["maps", "endpoints", "--json"]).stdout.contains(pod), "the pod's endpoint was kept")
         #expect(try waitUntil(seconds: 5) { try status(lab, "n1")["ready"] as? Bool == true })
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
+    @Test("An endpoint entry naming lo (ifindex 1): the node forgets it, says why, and puts no program on lo")
+    func anEndpointOnLoopbackIsForgotten() throws {
+        let lab = try LabFixture(nodes: 2)
+        let namespace = try lab.node("n1")["namespace"] as? String ?? "?"
+        let stray = try lab.address(on: "n1", host: 99)
+        try PinnedMaps(directory: "\(lab.directory)/n1/bpf").endpoints.set(IPv4Address(stray)!, LocalEndpoint(
+            hostInterfaceIndex: 1, podMAC: MACAddress("02:00:00:00:00:99")!, hostMAC: MACAddress("02:00:00:00:00:98")!))
+        #expect(try waitUntil(seconds: 15) { lab.log("n1").contains("forgot pod \(stray), whose entry names lo (ifindex 1), which is no pod's veth") },
+                "\(lab.log("n1").suffix(1500))")
+        #expect(try PinnedMaps(directory: "\(lab.directory)/n1/bpf").endpoints.entries()[IPv4Address(stray)!] == nil)
+        let filters = try Command.must(["tc", "-n", namespace, "filter", "show", "dev", "lo", "ingress"])
+        #expect(!filters.contains("from_pod"), "\(filters)")
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
