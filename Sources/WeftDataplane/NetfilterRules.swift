@@ -31,6 +31,9 @@ public final class NetfilterRules: RuleKeeper, @unchecked Sendable {
     /// different listing means someone changed the table. Used from one thread at a time.
     private var written: [String: (script: String, listing: String)] = [:]
     private var removedStaleGuard = false
+    /// Whether the rules the other tool keeps (a run of this node with the other
+    /// `EnableNFTables`) have been taken out.
+    private var removedOtherTools = false
 
     public init(_ rules: FlannelRules, underlayGuard: UnderlayGuard.Scope? = nil, tool: Tool) {
         self.rules = rules
@@ -40,8 +43,15 @@ public final class NetfilterRules: RuleKeeper, @unchecked Sendable {
 
     public func ensure(directPeers: [IPv4Prefix: IPv4Address]?) throws -> [String] {
         let guardRules = underlayGuard.flatMap { scope in directPeers.map { UnderlayGuard(scope, directPeers: $0) } }
+        var switched: [String] = []
+        if !removedOtherTools {
+            // Two sets of the same rules would both apply: the node switched EnableNFTables.
+            switched = try tool == .iptables ? Self.removeNFTables().map { "removed \($0), left by a run with EnableNFTables" }
+                : (try Self.removeIPTables() ? ["removed the iptables chains left by a run without EnableNFTables"] : [])
+            removedOtherTools = true
+        }
         switch tool {
-        case .iptables: return try ensureIPTables(guardRules)
+        case .iptables: return switched + (try ensureIPTables(guardRules))
         case .nftables:
             var changes = try ensureTable(FlannelRules.nftablesTable, script: rules.nftablesScript)
             if let guardRules {
@@ -51,7 +61,7 @@ public final class NetfilterRules: RuleKeeper, @unchecked Sendable {
                 try Self.run(["nft", "-f", "-"], input: UnderlayGuard.nftablesRemoval)
                 removedStaleGuard = true
             }
-            return changes
+            return switched + changes
         }
     }
 
@@ -70,6 +80,12 @@ public final class NetfilterRules: RuleKeeper, @unchecked Sendable {
     public static func removeAll() throws -> [String] {
         var removed: [String] = []
         if try removeIPTables() { removed.append("the iptables chains FLANNEL-POSTRTG, FLANNEL-FWD and WEFT-UNDERLAY") }
+        return removed + (try removeNFTables())
+    }
+
+    /// Removes Flannel's and Weft's nftables tables where they exist (none without nft).
+    private static func removeNFTables() throws -> [String] {
+        var removed: [String] = []
         for (table, removal) in [(FlannelRules.nftablesTable, FlannelRules.nftablesRemoval), (UnderlayGuard.nftablesTable, UnderlayGuard.nftablesRemoval)]
             where (try? Command.run(["nft", "list", "table", "ip", table]))?.succeeded == true {
             try run(["nft", "-f", "-"], input: removal)

@@ -70,7 +70,7 @@ final class LabFixture {
     /// A daemon of the test's own in `node`'s place (the lab's is stopped first), so the test
     /// sees its log and exit status; it writes the node's status file. Returns it once it is
     /// ready (or after `seconds`), with its log file.
-    func replaceDaemon(_ node: String, iface: String = "eth0", pinDirectory: String? = nil, beforeStart: () throws -> Void = {},
+    func replaceDaemon(_ node: String, iface: String = "eth0", pinDirectory: String? = nil, arguments: [String] = [], beforeStart: () throws -> Void = {},
                        seconds: Double = 15) throws -> (daemon: ChildProcess, log: String, ready: Bool) {
         let current = try self.node(node)
         let pid = pid_t(current["pid"] as? Int ?? 0)
@@ -81,7 +81,7 @@ final class LabFixture {
         let log = "\(directory)/test-daemon.log"
         let daemon = try ChildProcess(["ip", "netns", "exec", current["namespace"] as? String ?? "?", WeftProcess.binary, "daemon",
                                        "--store-file", "\(self.directory)/leases.db", "--iface", iface, "--subnet-file", "\(directory)/subnet.env",
-                                       "--pin-dir", pinDirectory ?? "\(directory)/bpf", "--status-file", "\(directory)/status.json", "--dataplane", "bpf"],
+                                       "--pin-dir", pinDirectory ?? "\(directory)/bpf", "--status-file", "\(directory)/status.json", "--dataplane", "bpf"] + arguments,
                                       output: .file(log), error: .file(log))
         let ready = try waitUntil(seconds: seconds) {
             (try? String(contentsOfFile: "\(directory)/status.json", encoding: .utf8))?.contains(#""pid":\#(daemon.pid),"ready":true"#) == true

@@ -125,4 +125,18 @@ struct NetfilterRulesTests {
         #expect(!(try lab.weft(["lab", "exec", "n1", "--", "nft", "list", "table", "ip", "flannel-ipv4"]).succeeded))
         _ = outside
     }
+
+    @Test("A node switched from EnableNFTables back to iptables: the flannel-ipv4 table goes at start, and the iptables chains take its place")
+    func switchedBackToIPTables() throws {
+        let lab = try LabFixture(nodes: 2, dataplane: "bpf", ipMasq: true, nftables: true)
+        #expect(try lab.weft(["lab", "exec", "n1", "--", "nft", "list", "table", "ip", "flannel-ipv4"]).succeeded)
+        let config = "\(lab.directory)/n1/net-conf-iptables.json"
+        try #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let (daemon, log, ready) = try lab.replaceDaemon("n1", arguments: ["--net-config-path", config, "--ip-masq"])
+        defer { daemon.kill(); _ = daemon.wait() }
+        #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        #expect(!(try lab.weft(["lab", "exec", "n1", "--", "nft", "list", "table", "ip", "flannel-ipv4"]).succeeded), "the table is gone")
+        #expect(try Self.iptablesSave(lab, "n1").hasChain("nat", "FLANNEL-POSTRTG"))
+        #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("removed the nftables table ip flannel-ipv4, left by a run with EnableNFTables") == true)
+    }
 }
