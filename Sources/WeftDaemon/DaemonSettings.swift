@@ -25,6 +25,9 @@ public struct DaemonSettings: Sendable {
     public var sourceChecks = SourceChecks()
     public var dataplane = DataplaneChoice.auto
     public var pinDirectory = "/run/weft/bpf"
+    /// weft-cni's `dataDir`: the pod records the BPF dataplane registers again at start.
+    public var cniDataDirectory = DaemonSettings.defaultCNIDataDirectory
+    public static let defaultCNIDataDirectory = "/var/lib/cni/flannel"
     public var programs = BPFPrograms.locate()
     public var healthAddress = "0.0.0.0"
     /// 0 serves no health endpoint, as in flanneld.

@@ -87,11 +87,14 @@ public struct SystemDataplanes: DataplaneFactory {
     public let programs: BPFPrograms
     public let pinDirectory: String
     public let sourceChecks: SourceChecks
+    /// weft-cni's records of the node's pods, for the BPF dataplane to register.
+    public let cniDataDirectory: String?
 
-    public init(programs: BPFPrograms, pinDirectory: String, sourceChecks: SourceChecks = SourceChecks()) {
+    public init(programs: BPFPrograms, pinDirectory: String, sourceChecks: SourceChecks = SourceChecks(), cniDataDirectory: String? = nil) {
         self.programs = programs
         self.pinDirectory = pinDirectory
         self.sourceChecks = sourceChecks
+        self.cniDataDirectory = cniDataDirectory
     }
 
     public func select(_ choice: DataplaneChoice) throws -> DataplaneSelection {
@@ -108,7 +111,8 @@ public struct SystemDataplanes: DataplaneFactory {
 
     public func make(_ node: NodeSettings, mode: DataplaneMode, logger: Logger) throws -> any Dataplane {
         switch mode {
-        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger, sourceChecks: sourceChecks)
+        case .bpf: try BPFDataplane(settings: node, pinDirectory: pinDirectory, programs: programs, logger: logger, sourceChecks: sourceChecks,
+                                    cniDataDirectory: cniDataDirectory)
         case .kernel: try KernelDataplane(settings: node, logger: logger)
         }
     }

@@ -19,11 +19,16 @@ public final class BPFDataplane: Dataplane {
 
     /// What from_pod and from_underlay refuse for the source a packet claims.
     public let sourceChecks: SourceChecks
+    /// weft-cni's records of the pods it added (its `dataDir`): registered at set-up where
+    /// the endpoint map lacks them, however the node was left.
+    public let cniDataDirectory: String?
     /// False once the kernel refused a managed neighbour entry (used from the supervisor's thread only).
     private var managedNeighboursWork = true
 
-    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, sourceChecks: SourceChecks = SourceChecks()) throws {
+    public init(settings: NodeSettings, pinDirectory: String, programs: BPFPrograms, logger: Logger, sourceChecks: SourceChecks = SourceChecks(),
+                cniDataDirectory: String? = nil) throws {
         self.sourceChecks = sourceChecks
+        self.cniDataDirectory = cniDataDirectory
         self.settings = settings
         self.pinDirectory = pinDirectory
         self.programs = programs
@@ -71,6 +76,11 @@ public final class BPFDataplane: Dataplane {
         }
         let links = try netlink.links()
         let endpoints = BPFEndpoints(pinDirectory: pinDirectory)
+        if let cniDataDirectory {
+            for registered in try endpoints.registerRecorded(in: cniDataDirectory, links: links, underlay: underlay.index) {
+                logger.notice("\(registered)")
+            }
+        }
         let pods = try endpoints.prune(links: links, underlay: underlay.index)
         for (_, endpoint) in pods.kept { try endpoints.attach(interfaceIndex: Int32(endpoint.hostInterfaceIndex)) }
         for forgotten in pods.forgotten { logger.notice("\(forgotten)") }

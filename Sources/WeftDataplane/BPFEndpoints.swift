@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import WeftBPF
 import WeftCore
@@ -34,6 +35,37 @@ public struct BPFEndpoints {
         guard let endpoint = try maps.endpoints.entries()[address] else { return }
         try TCAttachment(interfaceIndex: Int32(endpoint.hostInterfaceIndex), direction: .ingress).detach()
         try maps.endpoints.remove(address)
+    }
+
+    /// Registers the pods weft-cni recorded in `directory` that the endpoint map lacks (its
+    /// pins were torn down, say), where the recorded veth is still a pod's. Returns what it
+    /// registered and what it passed over, each with why.
+    public func registerRecorded(in directory: String, links: [NetworkLink], underlay: Int32) throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let registered = try PinnedMaps(directory: pinDirectory).endpoints.entries()
+        let byName = Dictionary(links.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var said: [String] = []
+        for name in names.sorted() where name.hasSuffix(PodRecord.fileSuffix) {
+            let path = "\(directory)/\(name)"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+            let parsed: (address: IPv4Address, record: PodRecord?)
+            do {
+                parsed = try PodRecord.parse(text)
+            } catch {
+                said.append("passed over the pod record \(path): \(error); delete and add the pod again")
+                continue
+            }
+            guard let record = parsed.record else {
+                if registered[parsed.address] == nil {
+                    said.append("passed over pod \(parsed.address): its record \(path) predates this version and names no veth; delete and add the pod again")
+                }
+                continue
+            }
+            guard registered[record.address] == nil, let link = byName[record.hostInterface], link.kind == "veth", link.index != underlay else { continue }
+            try add(address: record.address, hostInterface: record.hostInterface, podMAC: record.podMAC)
+            said.append("registered pod \(record.address) on \(record.hostInterface) again from its record in \(directory)")
+        }
+        return said
     }
 
     /// The registered pods whose host side is a pod's veth that exists; the others are

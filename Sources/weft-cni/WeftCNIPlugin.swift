@@ -77,7 +77,7 @@ struct Invocation {
         containerID = try CNIEnvironment.containerID(environment["CNI_CONTAINERID"])
         interfaceName = try CNIEnvironment.interfaceName(environment["CNI_IFNAME"])
         guard let delegateFile = CNIEnvironment.file(in: config.dataDirectory, container: containerID),
-              let endpointFile = CNIEnvironment.file(in: config.dataDirectory, container: containerID, suffix: ".weft-endpoint") else {
+              let endpointFile = CNIEnvironment.file(in: config.dataDirectory, container: containerID, suffix: PodRecord.fileSuffix) else {
             throw CNIError(CNIError.invalidEnvironment, "CNI_CONTAINERID does not name a file in \(config.dataDirectory)")
         }
         self.delegateFile = delegateFile
@@ -109,23 +109,41 @@ struct Invocation {
             throw CNIError(CNIError.ioFailure, "cannot keep the delegate config in \(config.dataDirectory)", details: "\(error)")
         }
         let result = try runDelegate(delegate, command: "ADD")
-        if let endpoints = bpfEndpoints() {
-            let bridge: String = if case .string(let name)? = delegate["bridge"] { name } else { "cni0" }
-            let pod = try PodAttachment.from(result: result, containerInterface: interfaceName, bridge: bridge)
-            do {
-                try endpoints.add(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
-                try Data(pod.address.description.utf8).write(to: URL(fileURLWithPath: endpointFile), options: .atomic)
-            } catch {
-                _ = try? runDelegate(delegate, command: "DEL")
-                throw CNIError(CNIError.dataplaneFailed, "cannot register pod \(pod.address) with the BPF dataplane", details: "\(error)")
-            }
+        let bridge: String = if case .string(let name)? = delegate["bridge"] { name } else { "cni0" }
+        let endpoints = bpfEndpoints()
+        let pod: PodAttachment
+        do {
+            pod = try PodAttachment.from(result: result, containerInterface: interfaceName, bridge: bridge)
+        } catch {
+            // Only the BPF dataplane needs to know the pod; the kernel's routes find it anyway.
+            if endpoints != nil { throw error }
+            return result
+        }
+        // The record first, on every node: the daemon registers the pods it finds recorded,
+        // so a node whose pins were torn down (or that ran flanneld for a while) finds them.
+        let record = PodRecord(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
+        do {
+            try Data(record.rendered.utf8).write(to: URL(fileURLWithPath: endpointFile), options: .atomic)
+            try endpoints?.add(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
+        } catch {
+            try? FileManager.default.removeItem(atPath: endpointFile)
+            _ = try? runDelegate(delegate, command: "DEL")
+            throw CNIError(CNIError.dataplaneFailed, "cannot register pod \(pod.address) with the BPF dataplane", details: "\(error)")
         }
         return result
     }
 
+    /// The pod's address as this container's record names it.
+    private func recordedAddress() -> IPv4Address? {
+        (try? String(contentsOfFile: endpointFile, encoding: .utf8)).flatMap { try? PodRecord.parse($0).address }
+    }
+
     func delete() throws {
-        if let endpoints = bpfEndpoints(), let text = try? String(contentsOfFile: endpointFile, encoding: .utf8),
-           let address = IPv4Address(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        // The record goes before the entry, so a daemon registering recorded pods cannot
+        // bring back the entry of a pod being deleted.
+        let address = recordedAddress()
+        try? FileManager.default.removeItem(atPath: endpointFile)
+        if let endpoints = bpfEndpoints(), let address {
             do {
                 try endpoints.remove(address: address)
             } catch {
@@ -141,7 +159,6 @@ struct Invocation {
         // With neither the saved config nor subnet.env there is nothing left to release.
         if let delegate { _ = try runDelegate(delegate, command: "DEL") }
         try? FileManager.default.removeItem(atPath: delegateFile)
-        try? FileManager.default.removeItem(atPath: endpointFile)
     }
 
     func check() throws {
@@ -150,8 +167,7 @@ struct Invocation {
         }
         if case .object(let members)? = try? JSONValue.parse(input), let previous = members["prevResult"] { delegate["prevResult"] = previous }
         _ = try runDelegate(delegate, command: "CHECK")
-        if let endpoints = bpfEndpoints(), let text = try? String(contentsOfFile: endpointFile, encoding: .utf8),
-           let address = IPv4Address(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let endpoints = bpfEndpoints(), let address = recordedAddress() {
             guard (try? PinnedMaps(directory: endpoints.pinDirectory).endpoints.entries()[address]) != nil else {
                 throw CNIError(CNIError.dataplaneFailed, "pod \(address) is missing from the BPF endpoint map", details: "delete and re-add the pod")
             }

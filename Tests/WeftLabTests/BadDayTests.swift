@@ -172,6 +172,27 @@ struct BadDayTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
+    @Test("Started again after weft dataplane down --for-flanneld, a node registers its pods from weft-cni's records: their endpoints, from_pod and the source check are back")
+    func podsFoundAgainAfterTheHandBack() throws {
+        let lab = try LabFixture(nodes: 2)
+        let n1 = try lab.node("n1")
+        let pid = pid_t(n1["pid"] as? Int ?? 0)
+        let pod = try lab.podIP("n1")
+        kill(pid, SIGTERM)
+        #expect(try waitUntil(seconds: 5) { kill(pid, 0) != 0 })
+        let down = try lab.weft(["lab", "exec", "n1", "--", "weft", "dataplane", "down", "--pin-dir", "\(lab.directory)/n1/bpf", "--for-flanneld", "--iface", "eth0"])
+        #expect(down.succeeded, "\(down.stderr)")
+        let restart = try lab.weft(["lab", "restart", "n1"])
+        #expect(restart.succeeded, "\(restart.stderr)")
+        #expect(try lab.inNode("n1", ["maps", "endpoints", "--json"]).stdout.contains(pod), "the pod's endpoint is back")
+        #expect(lab.log("n1").contains("registered pod \(pod) on "), "\(lab.log("n1").suffix(1500))")
+        // The source check holds again: a spoofed source reaches nobody.
+        let spoofed = try lab.address(on: "n1", host: 200)
+        #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ip", "addr", "add", "\(spoofed)/32", "dev", "eth0"]).succeeded)
+        #expect(!(try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "1", "-I", spoofed, try lab.podIP("n2")]).succeeded))
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
     @Test("An endpoint entry naming lo (ifindex 1): the node forgets it, says why, and puts no program on lo")
     func anEndpointOnLoopbackIsForgotten() throws {
         let lab = try LabFixture(nodes: 2)

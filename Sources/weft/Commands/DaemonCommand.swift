@@ -54,6 +54,8 @@ struct DaemonCommand: AsyncParsableCommand {
     var dataplane: DataplaneChoice?
     @Option(help: "The bpffs directory for the BPF dataplane's pins. [default: /run/weft/bpf]")
     var pinDir: String?
+    @Option(help: "weft-cni's dataDir, where it records each pod it added: the BPF dataplane registers the recorded pods it finds at start. [default: /var/lib/cni/flannel]")
+    var cniDataDir: String?
     @Option(help: "Directory of the compiled BPF programs. [default: bpf/out of the checkout weft was built from]")
     var bpfDir: String?
     @Option(help: "Where the daemon keeps its state for `weft status`. [default: /run/weft/status.json]")
@@ -107,7 +109,8 @@ struct DaemonCommand: AsyncParsableCommand {
         do {
             try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
                                  dataplanes: SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory,
-                                                              sourceChecks: settings.sourceChecks), logger: logger).run()
+                                                              sourceChecks: settings.sourceChecks, cniDataDirectory: settings.cniDataDirectory),
+                                 logger: logger).run()
         } catch let error as OutOfSubnetsError {
             throw CommandFailure("\(error)")
         } catch let error as NetworkConfigLoadError {
@@ -173,6 +176,7 @@ struct DaemonCommand: AsyncParsableCommand {
             settings.dataplane = dataplane ?? .auto
         }
         settings.pinDirectory = pinDir ?? env("pin-dir") ?? PinnedMaps.defaultDirectory
+        settings.cniDataDirectory = cniDataDir ?? env("cni-data-dir") ?? DaemonSettings.defaultCNIDataDirectory
         settings.programs = (bpfDir ?? env("bpf-dir")).map(BPFPrograms.init(directory:)) ?? BPFPrograms.locate()
         settings.statusFile = statusFile ?? env("status-file") ?? DaemonSettings.defaultStatusFile
         return settings

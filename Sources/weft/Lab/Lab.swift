@@ -113,7 +113,8 @@ struct Lab {
         _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
         let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + state.storeArguments + (state.daemonFlags ?? []) + ["--iface", "eth0",
                                        "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
-                                       "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"],
+                                       "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100",
+                                       "--cni-data-dir", "\(node.directory)/cni"],
                                       output: .file(node.logFile), error: .file(node.logFile))
         return daemon.pid
     }
