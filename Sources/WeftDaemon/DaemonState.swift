@@ -23,8 +23,14 @@ public final class DaemonState: Sendable {
         public var pinDirectory: String?
         /// The peers the dataplane holds, and how it reaches each.
         public var peers: [IPv4Prefix: PeerPlan.Path] = [:]
-        /// Leases the planner would not program, with the reason.
-        public var rejectedLeases: [RejectedLease] = []
+        /// Leases the last plan would not program (an overlap, a peer off the link), with the reason.
+        public var plannedRejections: [RejectedLease] = []
+        /// Leases rejected on their own merits, which no plan sees, by subnet.
+        public var screenedLeases: [IPv4Prefix: RejectedLease] = [:]
+        /// Every lease this node does not program, with the reason, in subnet order.
+        public var rejectedLeases: [RejectedLease] {
+            (plannedRejections + screenedLeases.values).sorted { $0.subnet < $1.subnet }
+        }
         public var subnetFileWritten = false
         public var dataplaneProgrammed = false
         public var leaseEvents = 0
@@ -114,7 +120,7 @@ extension DaemonState.Snapshot {
         switch observation {
         case .applied(_, let plan, let seconds):
             peers = plan.paths
-            rejectedLeases = plan.rejected
+            plannedRejections = plan.rejected
             applies += 1
             applySeconds += seconds
         case .repaired(let count):
@@ -123,6 +129,8 @@ extension DaemonState.Snapshot {
             dataplaneProblems[task] = problem
         case .succeeded(let task):
             dataplaneProblems[task] = nil
+        case .screened(let subnet, let rejection):
+            screenedLeases[subnet] = rejection
         }
     }
 }
@@ -150,9 +158,12 @@ public enum StatusFile {
         try Data(render(state).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
+    /// The rejected leases the file lists at most.
+    public static let listedRejections = 100
+
     public static let keyOrder = [
         "pid", "ready", "subnet", "network", "publicIP", "interface", "interfaceRule", "backend", "vtepMAC", "leaseExpiration",
-        "dataplane", "dataplaneReason", "pinDirectory", "peers", "rejectedLeases", "leaseEvents", "applies", "repairs",
+        "dataplane", "dataplaneReason", "pinDirectory", "peers", "rejectedLeaseCount", "rejectedLeases", "leaseEvents", "applies", "repairs",
         "leaseDefended", "storeResyncs", "notReadyReason", "reason", "version",
     ]
 
@@ -167,7 +178,10 @@ public enum StatusFile {
                 return .object(["subnet": .string(subnet.description), "publicIP": .string(path.underlayIP.description),
                                 "backendType": .string(backend), "vtepMAC": vtepMAC])
             }),
-            "rejectedLeases": .array(state.rejectedLeases.map {
+            // Every rejection is counted; the first hundred (in subnet order) are listed, so a
+            // store full of junk keys does not make the file as large.
+            "rejectedLeaseCount": .integer(Int64(state.plannedRejections.count + state.screenedLeases.count)),
+            "rejectedLeases": .array(state.rejectedLeases.prefix(StatusFile.listedRejections).map {
                 .object(["subnet": .string($0.subnet.description), "publicIP": .string($0.publicIP.description),
                          "reason": .string($0.reason.name), "detail": .string($0.reason.description)])
             }),

@@ -35,6 +35,8 @@ struct LeaseService: Service {
         /// The revision of the last lease event the watch delivered: a new watch starts
         /// after it, never after a revision a read saw (that would skip events in between).
         let delivered: Mutex<Int64>
+        /// Peers' lease deletions seen: every thousandth returns freed heap to the kernel.
+        let peerDeletes = Mutex(0)
         /// Ends the current watch, so the next one starts after `delivered`.
         let restartWatch = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
@@ -88,7 +90,7 @@ struct LeaseService: Service {
                 let ownLease = attributes
                 // The supervisor holds the peers; ours is known too, so a compaction diff does not re-announce it.
                 let known: @Sendable () -> [Lease] = {
-                    supervisor.peers.leases.map(\.lease) + [Lease(subnet: ownSubnet, attributes: ownLease)]
+                    supervisor.peers.leases.map(\.lease) + supervisor.screenedPlaceholders + [Lease(subnet: ownSubnet, attributes: ownLease)]
                 }
                 for try await event in registry.watchLeases(fromRevision: from, known: known) {
                     retry.succeeded()
@@ -122,6 +124,8 @@ struct LeaseService: Service {
                 try await reacquire(shared)
             } else {
                 supervisor.remove(subnet)
+                // A store emptied of many keys: the heap they took goes back to the kernel.
+                if shared.peerDeletes.withLock({ $0 += 1; return $0 }) % 1000 == 0 { ProcessMemory.returnFreedPages() }
             }
         }
         state.update { $0.leaseEvents += 1 }

@@ -39,7 +39,7 @@ public final class DaemonMetrics: Sendable {
             applyDuration.record(.nanoseconds(Int64(seconds * 1e9)))
         case .repaired(let count):
             repairs.increment(by: Int64(count))
-        case .failed, .succeeded:
+        case .failed, .succeeded, .screened:
             break
         }
     }
@@ -76,7 +76,9 @@ public final class DaemonMetrics: Sendable {
         now.makeGauge(name: "weft_ready", help: "1 while subnet.env is written, the dataplane is as planned and the store answers.").set(to: state.ready ? 1 : 0)
         now.makeGauge(name: "weft_dataplane_mode", labels: [("mode", state.mode?.rawValue ?? "none")], help: "The dataplane this node runs.").set(to: 1)
         now.makeGauge(name: "weft_peers", help: "Peer subnets this node programs.").set(Double(state.peers.count))
-        let rejections = Dictionary(grouping: state.rejectedLeases, by: \.reason.name).mapValues(\.count)
+        var rejections: [String: Int] = [:]
+        for rejection in state.plannedRejections { rejections[rejection.reason.name, default: 0] += 1 }
+        for rejection in state.screenedLeases.values { rejections[rejection.reason.name, default: 0] += 1 }
         for reason in rejections.keys.sorted() {
             now.makeGauge(name: "weft_leases_rejected", labels: [("reason", reason)], help: "Leases in the store this node does not program, by reason.")
                 .set(Double(rejections[reason]!))

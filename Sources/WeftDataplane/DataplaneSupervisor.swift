@@ -16,7 +16,19 @@ import WeftNetlink
 /// threads change the peers with `put`, `remove` or `replace`, and end `run` with `stop`.
 public final class DataplaneSupervisor: @unchecked Sendable {
     public let dataplane: any Dataplane
-    private let pending: Mutex<(peers: PeerSet, changed: Bool, stopped: Bool)>
+    private let pending: Mutex<Pending>
+    /// What other threads hand the supervisor's thread.
+    private struct Pending {
+        /// The leases the planner sees.
+        var peers = PeerSet()
+        /// The leases rejected on their own merits, which no plan sees.
+        var screened = ScreenedLeases()
+        var changed = false
+        var stopped = false
+        /// At most 20 lease rejections logged a minute: a store full of junk keys writes no
+        /// line for each (`weft status` lists them).
+        var rejectionReports = ReportBudget(limit: 20, window: .seconds(60))
+    }
     private let wakeup = Wakeup()
     private let interval: Duration
     private let logger: Logger
@@ -37,6 +49,9 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         case failed(Work, String)
         /// The task worked, so its last failure no longer holds.
         case succeeded(Work)
+        /// A lease was rejected on its own merits (`PeerPlan.rejectionOnItsOwn`), or (nil) no
+        /// longer is: it changed, or went.
+        case screened(IPv4Prefix, RejectedLease?)
     }
 
     /// What the supervisor keeps doing, each failing and recovering on its own.
@@ -63,7 +78,11 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         self.rules = rules
         self.rulesInterval = rulesInterval
         makeChanges = changes
-        pending = Mutex((peers, false, false))
+        var initial = Pending()
+        for peer in peers.leases {
+            if initial.screened.screen(peer, node: dataplane.settings.planning) == nil { initial.peers.put(peer.lease, revision: peer.since) }
+        }
+        pending = Mutex(initial)
         self.interval = interval
         self.logger = logger
         self.observer = observer
@@ -71,34 +90,80 @@ public final class DataplaneSupervisor: @unchecked Sendable {
 
     // MARK: Changes from other threads
 
-    /// A lease created or changed at `revision`.
+    /// A lease created or changed at `revision`. One rejected on its own merits is screened
+    /// out: it wakes no plan unless it replaces a lease that was planned.
     public func put(_ lease: Lease, revision: Int64) {
-        change { $0.put(lease, revision: revision) }
+        let node = dataplane.settings.planning
+        let (planChanged, screening, report) = pending.withLock { state -> (Bool, RejectedLease?, (admitted: Bool, heldBack: Int)?) in
+            let peer = PeerLease(lease, since: state.peers.entries[lease.subnet]?.since ?? revision)
+            let wasScreened = state.screened.rejections[lease.subnet] != nil
+            if let rejection = state.screened.screen(peer, node: node) {
+                let wasPlanned = state.peers.entries[lease.subnet] != nil
+                if wasPlanned {
+                    state.peers.remove(lease.subnet)
+                    state.changed = true
+                }
+                return (wasPlanned, rejection, state.rejectionReports.admit(at: .now))
+            }
+            state.peers.put(lease, revision: revision)
+            state.changed = true
+            return (true, nil, wasScreened ? (false, 0) : nil)
+        }
+        if let screening {
+            observer(.screened(lease.subnet, screening))
+            if let report, report.admitted { logRejection(screening, heldBack: report.heldBack) }
+        } else if report != nil {
+            observer(.screened(lease.subnet, nil))
+        }
+        if planChanged { wakeup.signal() }
     }
 
     public func remove(_ subnet: IPv4Prefix) {
-        change { $0.remove(subnet) }
+        let wasScreened = pending.withLock { state in
+            if state.screened.remove(subnet) { return true }
+            state.peers.remove(subnet)
+            state.changed = true
+            return false
+        }
+        if wasScreened { observer(.screened(subnet, nil)) } else { wakeup.signal() }
     }
 
     /// Every lease at once (after the store was listed again).
     public func replace(_ peers: PeerSet) {
-        change { $0 = peers }
+        let node = dataplane.settings.planning
+        let (before, after) = pending.withLock { state -> ([IPv4Prefix: RejectedLease], [IPv4Prefix: RejectedLease]) in
+            let before = state.screened.rejections
+            state.peers = PeerSet()
+            state.screened = ScreenedLeases()
+            for peer in peers.leases where state.screened.screen(peer, node: node) == nil {
+                state.peers.put(peer.lease, revision: peer.since)
+            }
+            state.changed = true
+            return (before, state.screened.rejections)
+        }
+        for subnet in before.keys where after[subnet] == nil { observer(.screened(subnet, nil)) }
+        for (subnet, rejection) in after where before[subnet] != rejection { observer(.screened(subnet, rejection)) }
+        wakeup.signal()
     }
 
-    /// The leases as the supervisor holds them now.
+    /// The leases the planner sees, as the supervisor holds them now.
     public var peers: PeerSet { pending.withLock { $0.peers } }
+
+    /// Stand-ins for the leases screened out (`ScreenedLeases.placeholders`), for a re-list's diff.
+    public var screenedPlaceholders: [Lease] { pending.withLock { $0.screened.placeholders } }
+
+    private func logRejection(_ rejection: RejectedLease, heldBack: Int) {
+        if heldBack > 0 {
+            logger.warning("held back lease rejections from the log (at most 20 a minute); weft status lists every one", metadata: ["held-back": "\(heldBack)"])
+        }
+        logger.warning("rejected a lease; it is not programmed", metadata: [
+            "subnet": "\(rejection.subnet)", "public-ip": "\(rejection.publicIP)", "reason": "\(rejection.reason)",
+        ])
+    }
 
     /// Ends `run` within a moment.
     public func stop() {
         pending.withLock { $0.stopped = true }
-        wakeup.signal()
-    }
-
-    private func change(_ body: (inout PeerSet) -> Void) {
-        pending.withLock { state in
-            body(&state.peers)
-            state.changed = true
-        }
         wakeup.signal()
     }
 
@@ -128,9 +193,8 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         }
         let elapsed = ContinuousClock.now - start
         for rejection in RejectedLease.newlyRejected(plan.rejected, since: loggedRejections) {
-            logger.warning("rejected a lease; it is not programmed", metadata: [
-                "subnet": "\(rejection.subnet)", "public-ip": "\(rejection.publicIP)", "reason": "\(rejection.reason)",
-            ])
+            let report = pending.withLock { $0.rejectionReports.admit(at: .now) }
+            if report.admitted { logRejection(rejection, heldBack: report.heldBack) }
         }
         loggedRejections = plan.rejected
         observer(.applied(report, plan, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))

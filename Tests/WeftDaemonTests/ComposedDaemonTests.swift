@@ -136,6 +136,36 @@ struct ComposedDaemonTests {
         }
     }
 
+    @Test("1,000 junk keys under the lease prefix: none reaches a plan, at most 20 log lines, the status file lists 100 and counts them all, a real peer is programmed, and deleting them empties the list")
+    func junkKeysCostNoPlans() async throws {
+        try await onOwnThreads {
+            let node = try ComposedDaemon()
+            try await node.start()
+            for index in 0..<1000 {
+                try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
+            }
+            try await node.write("10.244.90.0/24", vxlanLeaseJSON("198.18.0.90", mac: "0a:58:00:00:00:90"))
+            #expect(try await eventually(seconds: 30) { node.programmed.contains(IPv4Prefix("10.244.90.0/24")!) })
+            #expect(try await eventually { node.daemon.state.current.rejectedLeases.count == 1000 })
+            let plans = node.dataplanes.dataplane?.plans ?? []
+            #expect(plans.allSatisfy { $0.rejected.isEmpty }, "no plan saw a junk key")
+            let warnings = node.log.messages.filter { $0.contains("rejected a lease") }
+            #expect(warnings.count <= 20, "\(warnings.count) warnings")
+            #expect(try await eventually {
+                guard let data = FileManager.default.contents(atPath: node.files.file("status.json")),
+                      let status = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+                return status["rejectedLeaseCount"] as? Int == 1000 && (status["rejectedLeases"] as? [Any])?.count == 100
+            })
+            for index in 0..<1000 {
+                _ = try await node.store.store.delete(node.registry.key(for: IPv4Prefix("10.\(1 + index / 256).\(index % 256).0/24")!))
+            }
+            #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.isEmpty },
+                    "\(node.daemon.state.current.rejectedLeases.count) left; \(node.daemon.state.current.leaseEvents) events; \(node.log.messages.suffix(5))")
+            #expect(node.programmed.contains(IPv4Prefix("10.244.90.0/24")!))
+            _ = try await node.stop()
+        }
+    }
+
     @Test("Shutdown needs no thread of the concurrency pool: with every pool thread blocked, it still takes under a second")
     func shutdownWithBusyPool() async throws {
         try await onOwnThreads {

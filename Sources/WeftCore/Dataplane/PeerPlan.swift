@@ -57,25 +57,40 @@ public struct PeerPlan: Sendable, Equatable {
         rejected.sort { $0.subnet < $1.subnet }
     }
 
-    /// The path to one lease on its own merits, or why there is none.
-    private static func check(_ peer: PeerLease, node: PlanningNode, onLink: (IPv4Address) -> Bool) -> Result<Path, LeaseRejection> {
+    /// Why a lease can never be programmed on this node, whatever the other leases and the
+    /// underlay: the checks of the lease against the node alone. Nil when it may be. A
+    /// lease this rejects need not be planned again until it changes, so a store full of
+    /// foreign keys costs the planner nothing (`ScreenedLeases`).
+    public static func rejectionOnItsOwn(_ peer: PeerLease, node: PlanningNode) -> LeaseRejection? {
         let lease = peer.lease
         let attributes = lease.attributes
-        guard node.network.contains(lease.subnet) else { return .failure(.outsideNetwork(node.network)) }
-        guard lease.subnet.length == node.subnetLength else { return .failure(.wrongPrefixLength(expected: node.subnetLength)) }
-        guard attributes.publicIP.isUnicast else { return .failure(.publicIPNotUnicast(attributes.publicIP)) }
-        guard attributes.publicIP != node.publicIP else { return .failure(.claimsOwnPublicIP(attributes.publicIP)) }
+        guard node.network.contains(lease.subnet) else { return .outsideNetwork(node.network) }
+        guard lease.subnet.length == node.subnetLength else { return .wrongPrefixLength(expected: node.subnetLength) }
+        guard attributes.publicIP.isUnicast else { return .publicIPNotUnicast(attributes.publicIP) }
+        guard attributes.publicIP != node.publicIP else { return .claimsOwnPublicIP(attributes.publicIP) }
         switch node.backend {
         case .vxlan(let options):
-            guard attributes.backendType == "vxlan" else { return .failure(.foreignBackend(attributes.backendType)) }
-            guard let data = peer.vxlan else { return .failure(.missingVTEPMAC) }
-            guard data.vni == options.vni else { return .failure(.foreignVNI(data.vni)) }
-            if options.directRouting && onLink(attributes.publicIP) { return .success(.direct(underlayIP: attributes.publicIP)) }
-            return .success(.vxlan(underlayIP: attributes.publicIP, vtepMAC: data.vtepMAC))
+            guard attributes.backendType == "vxlan" else { return .foreignBackend(attributes.backendType) }
+            guard let data = peer.vxlan else { return .missingVTEPMAC }
+            guard data.vni == options.vni else { return .foreignVNI(data.vni) }
         case .hostGateway:
-            guard attributes.backendType == "host-gw" else { return .failure(.foreignBackend(attributes.backendType)) }
-            guard onLink(attributes.publicIP) else { return .failure(.notOnLink(attributes.publicIP)) }
-            return .success(.direct(underlayIP: attributes.publicIP))
+            guard attributes.backendType == "host-gw" else { return .foreignBackend(attributes.backendType) }
+        }
+        return nil
+    }
+
+    /// The path to one lease on its own merits, or why there is none.
+    private static func check(_ peer: PeerLease, node: PlanningNode, onLink: (IPv4Address) -> Bool) -> Result<Path, LeaseRejection> {
+        if let rejection = rejectionOnItsOwn(peer, node: node) { return .failure(rejection) }
+        let publicIP = peer.lease.attributes.publicIP
+        switch node.backend {
+        case .vxlan(let options):
+            if options.directRouting && onLink(publicIP) { return .success(.direct(underlayIP: publicIP)) }
+            guard let data = peer.vxlan else { return .failure(.missingVTEPMAC) }
+            return .success(.vxlan(underlayIP: publicIP, vtepMAC: data.vtepMAC))
+        case .hostGateway:
+            guard onLink(publicIP) else { return .failure(.notOnLink(publicIP)) }
+            return .success(.direct(underlayIP: publicIP))
         }
     }
 
