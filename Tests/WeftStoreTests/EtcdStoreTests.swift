@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 import WeftCore
 @testable import WeftStore
@@ -89,6 +90,43 @@ struct EtcdStoreTests {
         #expect(subnets.count == 20 && Set(subnets).count == 20, "each lease seen exactly once: \(subnets)")
         let leases = try await registry.leases().leases.map(\.lease.subnet)
         #expect(leases.count == 20 && Set(leases) == Set(subnets))
+    }
+
+    @Test("A member that lost its leader (the rest of its cluster stopped) is not trusted: a read through it fails as unavailable, naming why, and a watch it serves ends within seconds instead of going quiet")
+    func aLeaderlessMemberIsNotTrusted() async throws {
+        let cluster = try EtcdCluster(members: 3)
+        let store = try EtcdStore(EtcdConnection(endpoints: [cluster.endpoints[0]]), watchIdleTimeout: .seconds(60))
+        let registry = SubnetRegistry(store: store, logger: recorder.logger())
+        let revision = try await registry.leases().revision
+        let ended = Mutex<(error: String, at: ContinuousClock.Instant)?>(nil)
+        let watcher = Task {
+            do {
+                for try await _ in store.watch(prefix: registry.prefix, fromRevision: revision + 1) {}
+            } catch {
+                ended.withLock { $0 = ("\(error)", .now) }
+            }
+        }
+        defer { watcher.cancel() }
+        cluster.stop(member: 1)
+        cluster.stop(member: 2)
+        defer {
+            cluster.resume(member: 1)
+            cluster.resume(member: 2)
+        }
+        let stopped = ContinuousClock.now
+        var refused: (any Error)?
+        // The first reads may time out waiting for a leader; once the member knows it has none,
+        // it refuses at once.
+        while !"\(refused.map { "\($0)" } ?? "")".contains("no leader") && ContinuousClock.now - stopped < .seconds(30) {
+            do { _ = try await registry.leases() } catch { refused = error }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect("\(refused.map { "\($0)" } ?? "answered")".contains("no leader"), "\(String(describing: refused))")
+        #expect(refused is StoreError, "a connectivity problem, retried, not a refusal: \(String(describing: refused))")
+        while ended.withLock({ $0 }) == nil && ContinuousClock.now - stopped < .seconds(30) { try await Task.sleep(for: .milliseconds(200)) }
+        let end = try #require(ended.withLock { $0 }, "the watch still runs 30 s after its member lost its leader")
+        #expect(end.at - stopped < .seconds(20), "\(end.at - stopped): \(end.error)")
+        #expect(end.error.contains("unavailable"), "\(end.error)")
     }
 
     @Test("A watch stream that goes quiet is opened again from the next revision: later changes come once, in order")

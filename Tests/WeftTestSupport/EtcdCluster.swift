@@ -53,6 +53,16 @@ public final class EtcdCluster {
         }
     }
 
+    /// Stops one member (SIGSTOP): it neither answers nor dies, as a hung or cut-off host.
+    public func stop(member index: Int) {
+        processes[index].signal(SIGSTOP)
+    }
+
+    /// Lets a stopped member run again.
+    public func resume(member index: Int) {
+        processes[index].signal(SIGCONT)
+    }
+
     /// Kills one member at once, as a crash would.
     public func kill(member index: Int) {
         processes[index].kill()

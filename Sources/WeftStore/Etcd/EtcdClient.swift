@@ -101,6 +101,9 @@ final class EtcdClient: Sendable {
                 let result = try await operation(connection.endpoints[index])
                 preferred.withLock { $0 = index }
                 return result
+            } catch let error as EtcdRequestError where error.code == EtcdRequestError.unavailable {
+                // A member cut off from its cluster says so (we require a leader): try another.
+                failures.append("\(connection.endpoints[index]): \(error.message)")
             } catch let error as EtcdRequestError {
                 throw error
             } catch {
@@ -124,6 +127,11 @@ final class EtcdClient: Sendable {
         var request = HTTPClientRequest(url: endpoint.trimmingSuffix("/") + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
+        // etcd's require-leader metadata (what its Go client's WithRequireLeader sends): a
+        // member with no leader (cut off from the rest, quorum or not) refuses at once, and
+        // ends the watch streams it serves within a few election timeouts, rather than
+        // answering from a copy that no longer moves.
+        request.headers.add(name: "Grpc-Metadata-hasleader", value: "true")
         if authenticate, let credentials = try await authToken(endpoint) {
             request.headers.add(name: "Authorization", value: credentials)
         }
@@ -168,6 +176,8 @@ struct EtcdRequestError: Error, CustomStringConvertible {
 
     /// gRPC's NOT_FOUND: a lease that is gone, say.
     static let notFound = 5
+    /// gRPC's UNAVAILABLE: "etcdserver: no leader", from a member cut off from its cluster.
+    static let unavailable = 14
     /// gRPC's UNAUTHENTICATED: an expired or unknown auth token.
     static let unauthenticated = 16
 

@@ -159,7 +159,14 @@ public final class EtcdStore: KeyValueStore {
                     while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                         let line = Data(pending[..<newline])
                         pending.removeSubrange(...newline)
-                        guard !line.isEmpty, let reply = EtcdMessages.watchResponse(try EtcdMessages.object(line)) else { continue }
+                        guard !line.isEmpty else { continue }
+                        let message = try EtcdMessages.object(line)
+                        // The member ended the stream and said why ("etcdserver: no leader", say).
+                        if case .object(let error)? = message["error"] {
+                            let reason: String = if case .string(let text)? = error["message"] { text } else { "an error" }
+                            throw StoreError.unavailable(location: client.location, reason: "the watch stream ended: \(reason)")
+                        }
+                        guard let reply = EtcdMessages.watchResponse(message) else { continue }
                         continuation.yield(reply)
                         switch reply {
                         case .compacted:
