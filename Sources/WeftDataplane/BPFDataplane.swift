@@ -125,7 +125,11 @@ public final class BPFDataplane: Dataplane {
             })
         }
         try routes.reconcile(desired: directRoutes(plan), applied: previous.map(directRoutes), into: &report)
-        try keepDirectPeersResolved(Set(plan.directRoutes.values), underlay: underlay.index)
+        // Every peer on the underlay's link has its frames checked against its MAC: the
+        // direct ones, and the VXLAN ones that share the segment.
+        let onLink = try netlink.addresses(index: underlay.index).map(\.network)
+        let linkPeers = Set(plan.paths.values.map(\.underlayIP).filter { ip in onLink.contains { $0.contains(ip) } })
+        try keepPeersResolved(linkPeers, underlay: underlay.index)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(plan.paths.count)", "written": "\(report.peersWritten)", "removed": "\(report.peersRemoved)",
@@ -135,12 +139,13 @@ public final class BPFDataplane: Dataplane {
         return report
     }
 
-    /// from_underlay checks a direct peer's frames against the MAC the neighbour table holds
-    /// for it. A managed entry per direct peer has the kernel resolve that MAC before the
-    /// peer's first packet and keep it resolved; entries for peers that left go. A kernel
-    /// without managed entries (before 5.16) leaves the table to ARP, and traffic from a peer
-    /// with no entry yet goes to the kernel unchecked (`passed_unverified_hop`).
-    private func keepDirectPeersResolved(_ peers: Set<IPv4Address>, underlay: Int32) throws {
+    /// from_underlay checks the frames of a peer on the underlay's link against the MAC the
+    /// neighbour table holds for it. A managed entry per such peer has the kernel resolve
+    /// that MAC before the peer's first packet and keep it resolved; entries for peers that
+    /// left go. A kernel without managed entries (before 5.16) leaves the table to ARP, and
+    /// traffic from a peer with no entry yet is not checked (`passed_unverified_hop` for a
+    /// direct peer; a VXLAN one is taken as before).
+    private func keepPeersResolved(_ peers: Set<IPv4Address>, underlay: Int32) throws {
         guard managedNeighboursWork, sourceChecks.underlay else { return }
         let managed = Set(try netlink.managedNeighbours(index: underlay))
         for address in peers.subtracting(managed).sorted() {
@@ -154,7 +159,7 @@ public final class BPFDataplane: Dataplane {
             }
             if let refused {
                 managedNeighboursWork = false
-                logger.warning("this kernel keeps no managed neighbour entries (Linux 5.16+): a direct peer's traffic is checked against its MAC only once ARP has resolved it", metadata: ["error": "\(refused)"])
+                logger.warning("this kernel keeps no managed neighbour entries (Linux 5.16+): a peer's traffic is checked against its MAC only once ARP has resolved it", metadata: ["error": "\(refused)"])
                 return
             }
         }
@@ -180,8 +185,8 @@ public final class BPFDataplane: Dataplane {
             for link in try netlink.links() {
                 for address in try netlink.managedNeighbours(index: link.index) { managed[address, default: []].append(link.index) }
             }
-            for (subnet, peer) in try maps.peers.entries() where peer.mode == .direct {
-                for route in routes where route.isWefts && route.destination == subnet && route.gateway == peer.underlayIP {
+            for (subnet, peer) in try maps.peers.entries() {
+                for route in routes where peer.mode == .direct && route.isWefts && route.destination == subnet && route.gateway == peer.underlayIP {
                     try netlink.deleteRoute(route)
                     removed.append("route \(subnet)")
                 }

@@ -23,6 +23,18 @@ struct BPFEndToEndTests {
         }
     }
 
+    @Test("VXLAN: a peer on the underlay's link gets a managed neighbour entry, so its MAC is known for the previous-hop check before its first packet; teardown removes it")
+    func vxlanPeersOnTheLinkAreKeptResolved() throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        try lab.startBPF(1)
+        let neighbours = try lab.namespaces.must(lab.node(1), ["ip", "neigh", "show", lab.underlayIP(2)])
+        #expect(neighbours.contains("managed") || neighbours.contains("extern_learn"), "\(neighbours)")
+        let down = try lab.weft(1, ["dataplane", "down", "--pin-dir", lab.pinDirectory(1)])
+        #expect(down.succeeded, "\(down.stderr)")
+        let after = try lab.namespaces.must(lab.node(1), ["ip", "neigh", "show", lab.underlayIP(2)])
+        #expect(!after.contains("managed") && !after.contains("extern_learn"), "\(after)")
+    }
+
     @Test("VXLAN: 1 GiB of TCP through the encapsulation in from_pod (GSO aggregates among it) arrives intact, by SHA-256")
     func aGibibyteArrivesIntact() throws {
         let lab = try TwoNodes(backend: .vxlan)
