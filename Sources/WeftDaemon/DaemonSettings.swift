@@ -25,6 +25,8 @@ public struct DaemonSettings: Sendable {
     public var sourceChecks = SourceChecks()
     public var dataplane = DataplaneChoice.auto
     public var pinDirectory = "/run/weft/bpf"
+    /// What the BPF dataplane becomes when the daemon stops (`--on-stop`).
+    public var onStop = StopAction.keep
     /// weft-cni's `dataDir`: the pod records the BPF dataplane registers again at start.
     public var cniDataDirectory = DaemonSettings.defaultCNIDataDirectory
     public static let defaultCNIDataDirectory = "/var/lib/cni/flannel"
@@ -42,6 +44,16 @@ public struct DaemonSettings: Sendable {
     public static let defaultStatusFile = "/run/weft/status.json"
 
     public init() {}
+}
+
+/// What a stopping daemon leaves of its BPF dataplane.
+public enum StopAction: String, Sendable, CaseIterable {
+    /// The BPF dataplane as it is: a restarted Weft adopts it; flanneld cannot start beside it.
+    case keep
+    /// The kernel dataplane in Flannel's own form (`flannel.<VNI>` with the lease's MAC, a
+    /// neighbour, FDB entry and route per peer): it carries the pods' traffic with no daemon,
+    /// and a restarted Weft or a flanneld started in Weft's place adopts it.
+    case flannel
 }
 
 /// A condition the daemon cannot run under, worded for the operator.

@@ -113,8 +113,30 @@ public final class NodeDaemon: Sendable {
         self.group.withLock { $0 = group }
         try await group.run()
         state.serviceManager.stopping()
+        if settings.onStop == .flannel && choice.mode == .bpf {
+            handToTheKernel(dataplane, node: node, peers: supervisor.peers)
+        } else {
+            logger.notice("stopped; the dataplane stays in place so pods keep talking")
+        }
         withExtendedLifetime(lock) {}
-        logger.notice("stopped; the dataplane stays in place so pods keep talking")
+    }
+
+    /// `--on-stop flannel`: the BPF dataplane becomes the kernel one as flanneld programs it,
+    /// from the peers the node last knew, so the node needs no step to go back to flanneld
+    /// (deleting Weft's DaemonSet and applying kube-flannel.yml is enough) and a restart of
+    /// Weft takes it over in place. The pods' traffic moves over within milliseconds.
+    private func handToTheKernel(_ dataplane: any Dataplane, node: NodeSettings, peers: PeerSet) {
+        do {
+            let plan = try dataplane.plan(peers: peers.leases)
+            try dataplane.tearDown()
+            let kernel = try dataplanes.make(node, mode: .kernel, logger: logger)
+            try kernel.setUp()
+            try kernel.apply(plan)
+            logger.notice("stopped; the dataplane stays in place, handed to the kernel as Flannel programs it (--on-stop flannel): a restarted Weft or flanneld adopts it",
+                          metadata: ["peers": "\(plan.paths.count)", "vtep-mac": "\(node.vtepMAC)"])
+        } catch {
+            logger.error("stopped, but could not hand the dataplane to the kernel; run `weft dataplane down --for-flanneld` before starting flanneld", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Installs the masquerade and forward rules. A failure (no iptables on the host, say)

@@ -65,6 +65,31 @@ struct DaemonTests {
         #expect(try lab.weft(["lab", "check"]).succeeded, "pods keep talking after the daemon stopped")
     }
 
+    @Test("--on-stop flannel: SIGTERM leaves the kernel dataplane as flanneld programs it (flannel.1 with the lease's MAC), pods keep talking, and a restarted Weft takes it back with its pods")
+    func stopHandsTheNodeToTheKernel() throws {
+        let lab = try LabFixture(nodes: 2)
+        let namespace = try lab.node("n1")["namespace"] as? String ?? "?"
+        let mac = try Command.must(["ip", "netns", "exec", namespace, "cat", "/sys/class/net/weft.1/address"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        let (daemon, log, ready) = try lab.replaceDaemon("n1", arguments: ["--on-stop", "flannel", "--cni-data-dir", "\(lab.directory)/n1/cni"])
+        defer { daemon.kill() }
+        #expect(ready)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait() == .exited(0))
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("handed to the kernel as Flannel programs it"), "\(output.suffix(2000))")
+        let links = try Command.must(["ip", "-n", namespace, "-d", "link", "show"])
+        #expect(!links.contains("weft.1"), "\(links)")
+        let flannel = try Command.must(["ip", "-n", namespace, "-d", "link", "show", "flannel.1"])
+        #expect(flannel.contains(mac) && flannel.contains("dstport 8472"), "\(flannel)")
+        let filters = try Command.must(["tc", "-n", namespace, "filter", "show", "dev", "eth0", "ingress"])
+        #expect(!filters.contains("from_underlay"), "no Weft program is left: \(filters)")
+        #expect(try lab.weft(["lab", "check"]).succeeded, "pods talk over the kernel's path with no daemon")
+        let restart = try lab.weft(["lab", "restart", "n1"])
+        #expect(restart.succeeded, "\(restart.stderr)")
+        #expect(try lab.inNode("n1", ["maps", "endpoints", "--json"]).stdout.contains(try lab.podIP("n1")), "the pod is registered again")
+        #expect(try lab.weft(["lab", "check"]).succeeded)
+    }
+
     @Test("The store goes away: the daemons retry and log it, and the dataplane stays as it is")
     func storeUnreachable() throws {
         let lab = try LabFixture(nodes: 2, store: "etcd")

@@ -154,4 +154,38 @@ struct FlannelInteropTests {
         #expect(silence.seconds < 1, "\(silence.seconds) s without replies after \(silence.after); Weft's log:\n\(log.suffix(2500))\nflanneld's:\n\(flannel.log.suffix(1500))")
         #expect(output.split(separator: "\n").filter { $0.contains("bytes from") }.count > 300, "the ping ran throughout")
     }
+
+    @Test("Rollback with no step between (--on-stop flannel): Weft stopped, then stock flanneld started on the node, comes up on the same subnet and VTEP MAC and carries the pod's traffic within seconds")
+    func rollbackWithoutTheHandBackStep() throws {
+        let lab = try LabFixture(nodes: 1, dataplane: "bpf", store: "etcd")
+        let flannel = try FlannelNode(beside: lab)
+        let subnet = try #require(flannel.subnet)
+        let podIP = flannel.podIP
+        flannel.stopFlanneld()
+        let weftState = try TemporaryDirectory()
+        let weftLog = weftState.file("daemon.log")
+        let weft = try flannel.namespaces.start(flannel.node, [WeftProcess.binary, "daemon"] + flannel.flags
+            + ["--pin-dir", weftState.file("bpf"), "--status-file", weftState.file("status.json"), "--on-stop", "flannel"], output: .file(weftLog))
+        #expect(try waitUntil(seconds: 15) {
+            (try? String(contentsOfFile: weftState.file("status.json"), encoding: .utf8))?.contains(#""ready":true"#) == true
+        }, "\(((try? String(contentsOfFile: weftLog, encoding: .utf8)) ?? "").suffix(2000))")
+        #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "2", podIP]).succeeded, "through Weft")
+        let pinger = try ChildProcess(["ip", "netns", "exec", "weft-\(lab.name)-n1-p1", "ping", "-D", "-i", "0.01", "-W", "1", podIP],
+                                      output: .pipe, error: .pipe)
+        usleep(500_000)
+        // The rollback: Weft's process ends (its DaemonSet deleted), flanneld starts (kube-flannel.yml applied).
+        weft.signal(SIGTERM)
+        _ = weft.wait()
+        try flannel.restartFlanneld()
+        #expect(try waitUntil(seconds: 15) { flannel.log.contains("Running backend") || flannel.log.contains("Waiting for") }, "\(flannel.log.suffix(1500))")
+        usleep(3_000_000)
+        #expect(!flannel.log.contains("address already in use"), "\(flannel.log.suffix(1500))")
+        #expect(flannel.subnet == subnet)
+        pinger.signal(SIGINT)
+        let output = String(decoding: pinger.collect().output, as: UTF8.self)
+        let silence = Self.longestSilence(output)
+        print("rollback Weft -> flanneld with no step: longest time without a reply \(silence.seconds) s")
+        #expect(silence.seconds < 3, "\(silence.seconds) s without replies after \(silence.after); flanneld's log:\n\(flannel.log.suffix(1500))")
+        #expect(try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "2", podIP]).succeeded, "through flanneld")
+    }
 }

@@ -54,6 +54,8 @@ struct DaemonCommand: AsyncParsableCommand {
     var dataplane: DataplaneChoice?
     @Option(help: "The bpffs directory for the BPF dataplane's pins. [default: /run/weft/bpf]")
     var pinDir: String?
+    @Option(help: "What the BPF dataplane becomes when the daemon stops: keep (as it is, for a restart of Weft), or flannel (the kernel dataplane as flanneld programs it, which a restarted Weft or flanneld adopts: a rollback needs no step). [default: keep]")
+    var onStop: StopAction?
     @Option(help: "weft-cni's dataDir, where it records each pod it added: the BPF dataplane registers the recorded pods it finds at start. [default: /var/lib/cni/flannel]")
     var cniDataDir: String?
     @Option(help: "Directory of the compiled BPF programs. [default: bpf/out of the checkout weft was built from]")
@@ -176,9 +178,17 @@ struct DaemonCommand: AsyncParsableCommand {
             settings.dataplane = dataplane ?? .auto
         }
         settings.pinDirectory = pinDir ?? env("pin-dir") ?? PinnedMaps.defaultDirectory
+        if let text = env("on-stop"), onStop == nil {
+            guard let action = StopAction(rawValue: text) else { throw CommandFailure("FLANNELD_ON_STOP=\(text): expected keep or flannel") }
+            settings.onStop = action
+        } else {
+            settings.onStop = onStop ?? .keep
+        }
         settings.cniDataDirectory = cniDataDir ?? env("cni-data-dir") ?? DaemonSettings.defaultCNIDataDirectory
         settings.programs = (bpfDir ?? env("bpf-dir")).map(BPFPrograms.init(directory:)) ?? BPFPrograms.locate()
         settings.statusFile = statusFile ?? env("status-file") ?? DaemonSettings.defaultStatusFile
         return settings
     }
 }
+
+extension StopAction: ExpressibleByArgument {}
