@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "WeftDataplane",
             dependencies: [
-                "WeftCore", "WeftBPF", "WeftNetlink", "WeftShell", "WeftSystem",
+                "WeftCore", "WeftBPF", "WeftNetlink", "CNetlink", "WeftShell", "WeftSystem",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -98,6 +98,7 @@ let package = Package(
                 "WeftBPF",
                 "WeftDataplane",
                 "WeftDaemon",
+                "WeftNetlink",
                 "WeftShell",
                 "WeftSystem",
                 "WeftBench",

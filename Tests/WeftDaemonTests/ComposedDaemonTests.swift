@@ -52,7 +52,9 @@ struct ComposedDaemonTests {
             let subnet = node.ownSubnet
             _ = try await node.registry.deleteLease(subnet: subnet)
             #expect(try await eventually(seconds: 3) { try await node.storedAttributes(subnet) != nil })
-            #expect(node.ownSubnet == subnet)
+            // The store holds one lease of this node's, at the subnet it had: not a new one elsewhere.
+            let ours = try await node.registry.leases().leases.filter { $0.lease.attributes.publicIP == TestHost().address }
+            #expect(ours.map(\.lease.subnet) == [subnet], "\(ours.map(\.lease.subnet))")
             _ = try await node.stop()
         }
     }

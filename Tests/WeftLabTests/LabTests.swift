@@ -30,9 +30,10 @@ struct LabTests {
     @Test("lab down after kill -9 of every daemon leaves nothing behind; a second down is fine")
     func downAfterCrash() throws {
         let lab = try LabFixture(nodes: 2)
-        for node in try lab.status()["nodes"] as? [[String: Any]] ?? [] {
-            kill(pid_t(node["pid"] as? Int ?? 0), SIGKILL)
-        }
+        let pids = (try lab.status()["nodes"] as? [[String: Any]] ?? []).compactMap { $0["pid"] as? Int }.filter { $0 > 0 }
+        // Two daemons to crash; never kill(0), which would signal the test runner's own group.
+        try #require(pids.count == 2, "the lab's status lists both daemons: \(pids)")
+        for pid in pids { kill(pid_t(pid), SIGKILL) }
         #expect(try lab.weft(["lab", "down"]).succeeded)
         let leftovers = try lab.leftovers()
         #expect(leftovers.isEmpty, "\(leftovers)")
