@@ -1,4 +1,5 @@
 #include "weft_bpf.h"
+#include "weft_kernel.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -344,11 +345,6 @@ int weft_prog_test_run(int program_fd, const void *data, __u32 size, void *out, 
 	return 0;
 }
 
-/* Linux's flag for bpf_skb_adjust_room that resets the UDP tunnel GSO state of what it
- * shrinks, as the kernel's tunnel devices do on decapsulation; defined here, as the uapi
- * headers this builds against predate it. */
-#define WEFT_ADJ_ROOM_DECAP_L4_UDP (1ULL << 10)
-
 /* Loads a three-instruction TC program that removes the outer IPv4 and UDP headers of a
  * packet with that flag, and runs it once on such a packet: the kernel refuses flags it
  * does not know (EINVAL), so a return of 0 means it has the flag. Returns 1 when it has,
@@ -360,7 +356,7 @@ int weft_probe_decap_clears_tunnel_gso(void)
 		/* r0 = bpf_skb_adjust_room(ctx, shrink, BPF_ADJ_ROOM_MAC, flag) */
 		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_2, .imm = shrink },
 		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_3, .imm = BPF_ADJ_ROOM_MAC },
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = (__s32)WEFT_ADJ_ROOM_DECAP_L4_UDP },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_4, .imm = (__s32)BPF_F_ADJ_ROOM_DECAP_L4_UDP },
 		{ .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_skb_adjust_room },
 		{ .code = BPF_JMP | BPF_EXIT },
 	};

@@ -12,6 +12,8 @@
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <linux/in.h>
+#include "weft_maps.h"
 #include "config.h"
 #include "ipv4.h"
 #include "vxlan.h"

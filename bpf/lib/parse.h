@@ -2,6 +2,7 @@
 #ifndef WEFT_LIB_PARSE_H
 #define WEFT_LIB_PARSE_H
 
+#include <stddef.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>

@@ -7,6 +7,7 @@
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "weft_maps.h"
 #include "config.h"
 #include "eth.h"
 

@@ -8,6 +8,7 @@
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "parse.h"
+#include "weft_kernel.h"
 
 struct vxlan_header {
 	__be32 flags; /* only the I flag: the VNI is valid */
@@ -18,11 +19,6 @@ struct vxlan_header {
 /* What decapsulation removes after the outer Ethernet header. */
 #define VXLAN_OVERHEAD (sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlan_header) + ETH_HLEN)
 
-/* bpf_skb_adjust_room's flag that resets UDP tunnel GSO state on decapsulation; newer than
- * the uapi headers this builds against. */
-#ifndef BPF_F_ADJ_ROOM_DECAP_L4_UDP
-#define BPF_F_ADJ_ROOM_DECAP_L4_UDP (1ULL << 10)
-#endif
 
 static __always_inline struct vxlan_header *parse_vxlan(struct cursor *cursor)
 {

@@ -1,0 +1,1 @@
+../../../bpf/include/weft_kernel.h
