@@ -55,7 +55,10 @@ public final class DaemonState: Sendable {
 
         /// What `/readyz` and `weft status` say while the node is not ready.
         public var notReadyReason: String? {
-            if !subnetFileWritten { return "subnet.env is not written yet" }
+            if !subnetFileWritten {
+                // At start the store is what the node waits for: say so, not only what is missing.
+                return storeProblem.map { "the lease store cannot be used, so the node holds no lease yet: \($0)" } ?? "subnet.env is not written yet"
+            }
             if !dataplaneProgrammed { return "the dataplane is not programmed yet" }
             if let dataplaneProblem { return "the dataplane needs repair: \(dataplaneProblem)" }
             if let storeProblem { return "the lease store cannot be used: \(storeProblem)" }

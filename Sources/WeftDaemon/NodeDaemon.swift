@@ -39,6 +39,10 @@ public final class NodeDaemon: Sendable {
         ProcessMemory.limitArenas()
         DescriptorLimit.raiseToHardLimit()
         let lock = try NodeLock(nodeName: host.nodeLockName, pinDirectory: settings.pinDirectory)
+        // Health first: while the start waits on the store (a read-only disk, etcd down),
+        // /readyz says why, as it does for the same fault later.
+        let health = settings.healthPort == 0 ? nil : try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
+                                                                         responder: HealthResponder(state: state).respond)
         let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
         let interfaces = try host.interfaces()
         let selection = try chooseInterface(interfaces)
@@ -105,10 +109,7 @@ public final class NodeDaemon: Sendable {
                                   hostAddresses: interfaces.addresses, listedRevision: listing.revision, renewMargin: settings.renewMargin,
                                   checkInterval: settings.leaseCheckInterval, supervisor: supervisor, state: state, logger: logger)
         var services: [any Service] = [StatusWriter(state: state), SupervisorService(supervisor: supervisor, state: state), leases]
-        if settings.healthPort != 0 {
-            services.append(try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
-                                             responder: HealthResponder(state: state).respond))
-        }
+        if let health { services.append(health) }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger)
         self.group.withLock { $0 = group }
         try await group.run()

@@ -25,9 +25,7 @@ struct StoreRetry {
     /// What to check, for the failures an operator can fix.
     static func advice(for error: any Error) -> String {
         switch error {
-        case let error as SQLiteError where error.isStorageProblem:
-            "; check the disk holding \(error.path): free space, a read-only mount, the file's owner and mode"
-        case StoreError.unavailable:
+        case StoreError.unavailable(_, let reason) where !reason.contains("; check "):
             "; check that the store is running and reachable from this node"
         default:
             ""

@@ -120,7 +120,8 @@ final class FailingWrites: KeyValueStore, @unchecked Sendable {
 
     private func check() throws {
         if failing.withLock({ $0 }) {
-            throw SQLiteError(operation: "write", path: store.location, code: SQLITE_READONLY, message: "attempt to write a readonly database")
+            // What the embedded store throws on a read-only disk.
+            throw SQLiteError(operation: "write", path: store.location, code: SQLITE_READONLY, message: "attempt to write a readonly database").storeError
         }
     }
 

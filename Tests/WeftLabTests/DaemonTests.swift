@@ -90,6 +90,51 @@ struct DaemonTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
+    @Test("Started on a read-only disk: the daemon stays up, /readyz says why, and it becomes ready once the disk is writable")
+    func startedOnAReadOnlyStore() throws {
+        let lab = try LabFixture(nodes: 1)
+        let n1 = try lab.node("n1")
+        let namespace = n1["namespace"] as? String ?? "?"
+        let pid = pid_t(n1["pid"] as? Int ?? 0)
+        kill(pid, SIGTERM)
+        #expect(try waitUntil(seconds: 5) { kill(pid, 0) != 0 })
+        let disk = "\(lab.directory)/n1/ro-disk"
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        try Command.must(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", disk])
+        defer { umount2(disk, Int32(MNT_DETACH)) }
+        try Command.must(["mount", "-o", "remount,ro", disk])
+        let config = "\(lab.directory)/n1/net-conf-ro.json"
+        try #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        let log = "\(lab.directory)/n1/ro-daemon.log"
+        let daemon = try ChildProcess(["ip", "netns", "exec", namespace, WeftProcess.binary, "daemon", "--store-file", "\(disk)/leases.db",
+                                       "--net-config-path", config, "--iface", "eth0", "--subnet-file", "\(lab.directory)/n1/subnet.env",
+                                       "--pin-dir", "\(lab.directory)/n1/bpf", "--status-file", "\(lab.directory)/n1/status-ro.json",
+                                       "--dataplane", "bpf", "--healthz-ip", "127.0.0.1", "--healthz-port", "9100"],
+                                      output: .file(log), error: .file(log))
+        defer { daemon.kill(); _ = daemon.wait() }
+        func readyz() -> String {
+            let probe = """
+                import urllib.request, urllib.error
+                try:
+                    print(urllib.request.urlopen("http://127.0.0.1:9100/readyz", timeout=2).read().decode())
+                except urllib.error.HTTPError as e:
+                    print(e.read().decode())
+                except Exception as e:
+                    print("no answer:", e)
+                """
+            return (try? Command.run(["ip", "netns", "exec", namespace, "python3", "-c", probe]))?.stdout ?? ""
+        }
+        #expect(try waitUntil(seconds: 10) { readyz().contains("the lease store cannot be used") },
+                "\(readyz()) \(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(1500))")
+        #expect(readyz().contains("read-only mount"), "\(readyz())")
+        Thread.sleep(forTimeInterval: 3)
+        #expect(daemon.isRunning, "the daemon waits for the disk rather than exit: \(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(1500))")
+        // `ip netns exec` gave the daemon a mount namespace of its own, with its own copy of the
+        // read-only flag: the disk is fixed where the daemon sees it.
+        try Command.must(["nsenter", "--target", "\(daemon.pid)", "--mount", "mount", "-o", "remount,rw", disk])
+        #expect(try waitUntil(seconds: 45) { readyz().hasPrefix("ready") }, "\(readyz()) \(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").suffix(2500))")
+    }
+
     @Test("The store goes away: the daemons retry and log it, and the dataplane stays as it is")
     func storeUnreachable() throws {
         let lab = try LabFixture(nodes: 2, store: "etcd")

@@ -14,26 +14,63 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
     public let historyLimit: Int64
     let pollInterval: Duration
     private let now: @Sendable () -> Date
-    private let database: SQLiteDatabase
+    /// The connection once it is open (guarded by `lock`).
+    private var opened: SQLiteDatabase?
     private let lock = NSLock()
     private let queue = DispatchQueue(label: "weft.embedded-store")
 
-    /// Opens (creating if needed) the database at `path`, creating its directory too.
+    /// Opens (creating if needed) the database at `path`, creating its directory too. A disk
+    /// that is read-only or full now is not an error here: the store opens on the first
+    /// operation that finds the disk fixed, and each one before fails as unavailable, as any
+    /// operation fails when the same disk goes bad later, so the caller's retry covers both.
+    /// A path that cannot be a database file (a file where a directory must be) is an error.
     public init(path: String, historyLimit: Int64 = 10_000, pollInterval: Duration = .milliseconds(50),
                 now: @escaping @Sendable () -> Date = Date.init) throws {
         location = path
         self.historyLimit = historyLimit
         self.pollInterval = pollInterval
         self.now = now
+        do {
+            opened = try Self.open(path)
+        } catch let error as SQLiteError where error.isStorageProblem {
+            return
+        } catch StoreError.unavailable(_, let reason) where !Self.blockedByAFile(path) {
+            _ = reason
+            return
+        }
+    }
+
+    /// True when a component of the path's directory exists but is no directory.
+    private static func blockedByAFile(_ path: String) -> Bool {
+        var directory = (path as NSString).deletingLastPathComponent
+        while !directory.isEmpty && directory != "/" {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) { return !isDirectory.boolValue }
+            directory = (directory as NSString).deletingLastPathComponent
+        }
+        return false
+    }
+
+    /// The open connection, opening it when there is none yet (under `lock`).
+    private var database: SQLiteDatabase {
+        get throws {
+            if let opened { return opened }
+            let database = try Self.open(location)
+            opened = database
+            return database
+        }
+    }
+
+    private static func open(_ path: String) throws -> SQLiteDatabase {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             } catch {
-                throw StoreError.unavailable(location: path, reason: "cannot create directory \(directory): \(error.localizedDescription); choose a writable --store-file")
+                throw StoreError.unavailable(location: path, reason: "cannot create directory \(directory): \(error.localizedDescription); check the disk, or choose a writable --store-file")
             }
         }
-        database = try SQLiteDatabase(path: path)
+        let database = try SQLiteDatabase(path: path)
         database.setBusyTimeout(milliseconds: 10_000)
         try database.execute("PRAGMA journal_mode=WAL")
         try database.execute("PRAGMA synchronous=NORMAL")
@@ -53,6 +90,7 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
                 CREATE INDEX IF NOT EXISTS events_revision ON events(revision);
                 """)
         }
+        return database
     }
 
     // MARK: Reads
@@ -212,10 +250,16 @@ public final class EmbeddedStore: KeyValueStore, @unchecked Sendable {
         }
     }
 
+    /// Every use of the database: one at a time, and SQLite's errors turned into the
+    /// store's own at this boundary.
     private func locked<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        return try body()
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            throw error.storeError
+        }
     }
 
     /// A write transaction that first expires due leases and afterwards trims history.

@@ -25,6 +25,15 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public var isStorageProblem: Bool {
         [SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_IOERR, SQLITE_PERM, SQLITE_BUSY].contains(code & 0xff)
     }
+
+    /// The store's error for it, as the embedded store throws it: the disk's problems are
+    /// the store being unavailable until the disk is fixed; anything else is a file the
+    /// store cannot use as it is.
+    public var storeError: StoreError {
+        isStorageProblem
+            ? .unavailable(location: path, reason: "\(description); check the disk holding \(path): free space, a read-only mount, the file's owner and mode")
+            : .misconfigured(location: path, reason: "\(description): not a lease database Weft can use; move it away, or choose another --store-file")
+    }
 }
 
 /// One SQLite connection. Not thread-safe by itself: `EmbeddedStore` serialises access.
