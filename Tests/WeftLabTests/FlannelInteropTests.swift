@@ -34,10 +34,11 @@ struct FlannelInteropTests {
 
         let weftPod = (try lab.node("n1")["pods"] as? [[String: Any]])?.first?["ip"] as? String ?? "?"
         let payload = "\(min(weftMTU, 1450) - 28)"
-        let there = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "2", "-M", "do", "-s", payload, flannel.podIP])
-        #expect(there.succeeded, "Weft pod -> flannel pod: \(there.stdout)\(there.stderr)\n\(flannel.log.suffix(1500))")
-        let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "2", "-W", "2", "-M", "do", "-s", payload, weftPod])
-        #expect(back.succeeded, "flannel pod -> Weft pod: \(back.stdout)\(back.stderr)")
+        try Self.waitUntilBothProgrammed(lab, flannel)
+        let there = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "3", "-W", "2", "-M", "do", "-s", payload, flannel.podIP])
+        #expect(there.succeeded, "Weft pod -> flannel pod: \(there.stdout)\(there.stderr)\n\((try? Self.overlayState(lab, flannel)) ?? "")\n\(flannel.log.suffix(1500))")
+        let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "3", "-W", "2", "-M", "do", "-s", payload, weftPod])
+        #expect(back.succeeded, "flannel pod -> Weft pod: \(back.stdout)\(back.stderr)\n\((try? Self.overlayState(lab, flannel)) ?? "")")
         // The Weft pod's own interface takes no more than its MTU with DF.
         let tooBig = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "1", "-W", "1", "-M", "do", "-s", "\(weftMTU - 27)", flannel.podIP])
         #expect(!tooBig.succeeded)
@@ -85,6 +86,7 @@ struct FlannelInteropTests {
         #expect(try Command.run(["ip", "netns", "exec", flannel.node, "iptables", "-P", "FORWARD", "DROP"]).succeeded)
         #expect(try lab.weft(["lab", "exec", "n1", "--", "iptables", "-P", "FORWARD", "DROP"]).succeeded)
         let weftPod = try lab.podIP("n1")
+        try Self.waitUntilBothProgrammed(lab, flannel)
         let there = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "2", "-W", "2", flannel.podIP])
         #expect(there.succeeded, "Weft pod -> flannel pod: \(there.stdout)\(there.stderr)")
         let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "2", "-W", "2", weftPod])
@@ -92,6 +94,30 @@ struct FlannelInteropTests {
     }
 
     /// The longest time without a reply in `ping -D` output, with the times of the replies around it.
+    /// Waits until each side has programmed the other: Weft's status lists flanneld's subnet
+    /// among its peers, and flanneld (which writes subnet.env before it watches the leases)
+    /// routes Weft's subnet through flannel.1. Pinging before that measures start-up, not the path.
+    static func waitUntilBothProgrammed(_ lab: LabFixture, _ flannel: FlannelNode) throws {
+        let flannelSubnet = try #require(flannel.subnet)
+        let weftSubnet = try #require(try lab.node("n1")["subnet"] as? String)
+        #expect(try waitUntil(seconds: 15) {
+            let status = try JSONSerialization.jsonObject(with: Data(try lab.inNode("n1", ["status", "--json"]).stdout.utf8)) as? [String: Any]
+            return (status?["peers"] as? [[String: Any]])?.contains { $0["subnet"] as? String == flannelSubnet } == true
+        }, "Weft never applied flanneld's lease:\n\(lab.log("n1").suffix(1500))")
+        #expect(try waitUntil(seconds: 15) {
+            try Command.must(["ip", "-n", flannel.node, "route", "show", weftSubnet]).contains("flannel.1")
+        }, "flanneld never programmed Weft's lease:\n\(flannel.log.suffix(1500))")
+    }
+
+    /// Both nodes' overlay entries, for a failure's message.
+    static func overlayState(_ lab: LabFixture, _ flannel: FlannelNode) throws -> String {
+        let namespace = try lab.node("n1")["namespace"] as? String ?? "?"
+        return try [namespace, flannel.node].map { node in
+            let parts = [["ip", "route"], ["ip", "neigh"], ["bridge", "fdb", "show"]].map { (try? Command.run(["ip", "netns", "exec", node] + $0))?.stdout ?? "" }
+            return "\(node):\n" + parts.joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
     static func longestSilence(_ output: String) -> (seconds: Double, after: Double) {
         let times = output.split(separator: "\n").compactMap { line -> Double? in
             guard line.hasPrefix("["), line.contains("bytes from"), let end = line.firstIndex(of: "]") else { return nil }
