@@ -2,16 +2,12 @@ import Foundation
 import WeftCore
 
 /// What the bridge plugin's result says about the pod, for the BPF endpoint map: its
-/// IPv4 address, its own MAC, and the host side of its veth pair.
-public struct PodAttachment: Sendable, Equatable {
-    public var address: IPv4Address
-    public var podMAC: MACAddress
-    public var hostInterface: String
+/// IPv4 address, its own MAC, and the host side of its veth pair; the record weft-cni keeps.
+public typealias PodAttachment = PodRecord
 
+extension PodRecord {
     public init(address: IPv4Address, podMAC: MACAddress, hostInterface: String) {
-        self.address = address
-        self.podMAC = podMAC
-        self.hostInterface = hostInterface
+        self.init(address: address, hostInterface: hostInterface, podMAC: podMAC)
     }
 
     /// Reads a result in any supported version (0.3.x, 0.4.0 and 1.0.0 share this shape).

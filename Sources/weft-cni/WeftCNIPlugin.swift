@@ -121,9 +121,8 @@ struct Invocation {
         }
         // The record first, on every node: the daemon registers the pods it finds recorded,
         // so a node whose pins were torn down (or that ran flanneld for a while) finds them.
-        let record = PodRecord(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
         do {
-            try Data(record.rendered.utf8).write(to: URL(fileURLWithPath: endpointFile), options: .atomic)
+            try Data(pod.rendered.utf8).write(to: URL(fileURLWithPath: endpointFile), options: .atomic)
             try endpoints?.add(address: pod.address, hostInterface: pod.hostInterface, podMAC: pod.podMAC)
         } catch {
             try? FileManager.default.removeItem(atPath: endpointFile)

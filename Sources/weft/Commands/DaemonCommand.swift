@@ -171,19 +171,19 @@ struct DaemonCommand: AsyncParsableCommand {
         settings.rulesResync = .seconds(resync)
         settings.sourceChecks = SourceChecks(pod: try boolean(podSourceCheck, "pod-source-check") ?? true,
                                              underlay: try boolean(underlaySourceCheck, "underlay-source-check") ?? true)
-        if let text = env("dataplane"), dataplane == nil {
-            guard let choice = DataplaneChoice(rawValue: text) else { throw CommandFailure("FLANNELD_DATAPLANE=\(text): expected auto, bpf or kernel") }
-            settings.dataplane = choice
-        } else {
-            settings.dataplane = dataplane ?? .auto
+        /// A flag of a few named values, or its variable.
+        func oneOf<Value: RawRepresentable & CaseIterable>(_ value: Value?, _ flag: String) throws -> Value? where Value.RawValue == String {
+            if let value { return value }
+            guard let text = env(flag) else { return nil }
+            guard let chosen = Value(rawValue: text) else {
+                let names = Value.allCases.map(\.rawValue)
+                throw CommandFailure("\(NodeEnvironment.flanneldVariable(flag))=\(text): expected \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")")
+            }
+            return chosen
         }
+        settings.dataplane = try oneOf(dataplane, "dataplane") ?? .auto
         settings.pinDirectory = pinDir ?? env("pin-dir") ?? PinnedMaps.defaultDirectory
-        if let text = env("on-stop"), onStop == nil {
-            guard let action = StopAction(rawValue: text) else { throw CommandFailure("FLANNELD_ON_STOP=\(text): expected keep or flannel") }
-            settings.onStop = action
-        } else {
-            settings.onStop = onStop ?? .keep
-        }
+        settings.onStop = try oneOf(onStop, "on-stop") ?? .keep
         settings.cniDataDirectory = cniDataDir ?? env("cni-data-dir") ?? DaemonSettings.defaultCNIDataDirectory
         settings.programs = (bpfDir ?? env("bpf-dir")).map(BPFPrograms.init(directory:)) ?? BPFPrograms.locate()
         settings.statusFile = statusFile ?? env("status-file") ?? DaemonSettings.defaultStatusFile
