@@ -106,7 +106,7 @@ final class TwoNodes {
         guard add.succeeded else { throw Command.Failure(arguments: ["weft dataplane endpoint add"], result: add) }
     }
 
-    /// Programs node `n` exactly as a stock Flannel vxlan node would (DESIGN.md section 1):
+    /// Programs node `n` exactly as a stock Flannel vxlan node would (as `KernelDataplane` documents it):
     /// `flannel.1`, its /32 address, and the peer's neighbour, FDB entry and onlink route.
     func startFlannelKernelNode(_ n: Int) throws {
         let ns = node(n)
