@@ -82,12 +82,9 @@ public final class NodeDaemon: Sendable {
 
         let dataplane = try dataplanes.make(node, mode: choice.mode, logger: logger)
         try dataplane.setUp()
-        // The BPF dataplane checks the underlay in from_underlay; the kernel's needs a rule.
-        let underlayGuard = choice.mode == .kernel && settings.sourceChecks.underlay
-            ? UnderlayGuard.Scope(interface: node.underlayInterface, network: node.network) : nil
-        let rules = dataplanes.rules(FlannelRules(network: node.network, subnet: node.subnet, masquerade: settings.ipMasquerade,
-                                                  forward: settings.forwardRules, fullyRandom: settings.fullyRandomMasquerade),
-                                     underlayGuard: underlayGuard, tool: config.enableNFTables ? .nftables : .iptables)
+        let rules = dataplanes.nodeRules(node, mode: choice.mode, masquerade: settings.ipMasquerade, forward: settings.forwardRules,
+                                         fullyRandom: settings.fullyRandomMasquerade, sourceChecks: settings.sourceChecks,
+                                         nftables: config.enableNFTables)
         installRules(rules, nftables: config.enableNFTables)
         let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
         let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })

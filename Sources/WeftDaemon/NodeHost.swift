@@ -125,3 +125,16 @@ public struct SystemDataplanes: DataplaneFactory {
         NetfilterRules(rules, underlayGuard: underlayGuard, tool: tool)
     }
 }
+
+extension DataplaneFactory {
+    /// The netfilter rules a node keeps, as the daemon and `weft dataplane run` both keep
+    /// them: flanneld's masquerade and forward chains, and on the kernel dataplane the
+    /// underlay guard (the BPF one checks in from_underlay), with the tool `EnableNFTables` names.
+    public func nodeRules(_ node: NodeSettings, mode: DataplaneMode, masquerade: Bool, forward: Bool, fullyRandom: Bool = true,
+                          sourceChecks: SourceChecks, nftables: Bool) -> any RuleKeeper {
+        let underlayGuard = mode == .kernel && sourceChecks.underlay
+            ? UnderlayGuard.Scope(interface: node.underlayInterface, network: node.network) : nil
+        return rules(FlannelRules(network: node.network, subnet: node.subnet, masquerade: masquerade, forward: forward, fullyRandom: fullyRandom),
+                     underlayGuard: underlayGuard, tool: nftables ? .nftables : .iptables)
+    }
+}

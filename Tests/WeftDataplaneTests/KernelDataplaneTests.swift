@@ -14,6 +14,20 @@ struct KernelDataplaneTests {
         try expectPodsReachEachOther(lab)
     }
 
+    @Test("weft dataplane run --ip-masq keeps flanneld's rules as the daemon does: FLANNEL-POSTRTG and FLANNEL-FWD installed, and put back after a flush", arguments: ["bpf", "kernel"])
+    func dataplaneRunKeepsTheRules(dataplane: String) throws {
+        let lab = try TwoNodes(backend: .vxlan)
+        let run = try lab.runDataplane(1, dataplane: dataplane, arguments: ["--ip-masq", "--iptables-resync", "1"])
+        defer { run.signal(SIGTERM); _ = run.wait() }
+        func saved() -> String { (try? lab.namespaces.must(lab.node(1), ["iptables-save"])) ?? "" }
+        #expect(try waitUntil(seconds: 5) { saved().contains("-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG") },
+                "\(saved())")
+        #expect(saved().contains("-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD"))
+        #expect(saved().contains("WEFT-UNDERLAY") == (dataplane == "kernel"), "the underlay guard only where the kernel checks the underlay")
+        try lab.namespaces.must(lab.node(1), ["iptables", "-t", "nat", "-F", "FLANNEL-POSTRTG"])
+        #expect(try waitUntil(seconds: 5) { saved().contains("-A FLANNEL-POSTRTG") && saved().contains("MASQUERADE") }, "\(saved())")
+    }
+
     @Test("Two kernel nodes, VXLAN with DirectRouting: routed over the underlay, both ways")
     func directRouting() throws {
         let lab = try TwoNodes(backend: .vxlan, directRouting: true)

@@ -75,8 +75,8 @@ final class TwoNodes {
     }
 
     /// Starts `weft dataplane run` on node `n`: set up, then repair until the test ends.
-    func runDataplane(_ n: Int, dataplane: String) throws -> ChildProcess {
-        let process = try namespaces.start(node(n), [WeftProcess.binary, "dataplane", "run", "--interval", "1"] + nodeArguments(n, dataplane: dataplane))
+    func runDataplane(_ n: Int, dataplane: String, arguments: [String] = []) throws -> ChildProcess {
+        let process = try namespaces.start(node(n), [WeftProcess.binary, "dataplane", "run", "--interval", "1"] + nodeArguments(n, dataplane: dataplane) + arguments)
         // Ready once the node holds its peer: a route in the kernel, an entry in the BPF map.
         let peer = "10.244.\(3 - n).0/24"
         for _ in 0..<100 {

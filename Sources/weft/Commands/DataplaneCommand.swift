@@ -46,6 +46,12 @@ struct DataplaneCommand: ParsableCommand {
 
         /// Selects the dataplane (logging why once) and builds it.
         func makeDataplane(logger: Logger) throws -> any Dataplane {
+            try assemble(logger: logger).dataplane
+        }
+
+        /// The node as the daemon assembles it, from the same parts: the dataplane, the
+        /// factory that made it and the network config.
+        func assemble(logger: Logger) throws -> (dataplane: any Dataplane, dataplanes: SystemDataplanes, config: NetworkConfig) {
             let config = try ConfigFile.load(netConfigPath).config
             guard let subnet = IPv4Prefix(subnet) else { throw CommandFailure("--subnet \(self.subnet): expected a CIDR such as 10.244.1.0/24") }
             let netlink = try NetlinkSocket()
@@ -63,7 +69,7 @@ struct DataplaneCommand: ParsableCommand {
             logger.notice("dataplane selected", metadata: ["mode": "\(selection.mode.rawValue)", "reason": "\(selection.reason)"])
             let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: subnet, publicIP: publicIP, underlayInterface: iface,
                                         backend: config.backend, vtepMAC: try vtepMAC(config.backend, mode: selection.mode, dataplanes))
-            return try dataplanes.make(settings, mode: selection.mode, logger: logger)
+            return (try dataplanes.make(settings, mode: selection.mode, logger: logger), dataplanes, config)
         }
 
         private func vtepMAC(_ backend: Backend, mode: DataplaneMode, _ dataplanes: SystemDataplanes) throws -> MACAddress {
