@@ -270,6 +270,17 @@ public final class BPFDataplane: Dataplane {
         return repairs
     }
 
+    /// The pins of every map and program that are not in the pin directory.
+    private func missingPins() -> [String] {
+        let paths = PinnedMaps.allNames.map { "\(pinDirectory)/\($0)" } + BPFPrograms.names.map { ProgramPin.path($0, in: pinDirectory) }
+        return paths.filter { !FileManager.default.fileExists(atPath: $0) }
+    }
+
+    public func missingWithoutNotice() -> String? {
+        let missing = missingPins()
+        return missing.isEmpty ? nil : "pins are gone: \(missing.joined(separator: ", "))"
+    }
+
     /// Removes Weft's filters from interfaces this dataplane no longer uses: the underlay of
     /// an earlier run with another `--iface`, say. Pods' veths keep theirs.
     @discardableResult
@@ -293,10 +304,7 @@ public final class BPFDataplane: Dataplane {
     /// programs run on: first the maps, taken from the attached programs so the pods and
     /// peers they hold are kept, then fresh programs. Nil when every pin is there.
     private func restorePins(underlay: NetworkLink) throws -> String? {
-        let programPins = BPFPrograms.names.map { ProgramPin.path($0, in: pinDirectory) }
-        if (try? PinnedMaps(directory: pinDirectory)) != nil && programPins.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
-            return nil
-        }
+        guard !missingPins().isEmpty else { return nil }
         try BPFFilesystem.ensureMounted(at: pinDirectory)
         var hooks = [TCAttachment(interfaceIndex: underlay.index, direction: .ingress)]
         if let options = settings.vxlanOptions, let device = try netlink.link(named: Self.vxlanDeviceName(vni: options.vni)) {

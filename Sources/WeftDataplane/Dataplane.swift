@@ -30,6 +30,14 @@ public protocol Dataplane: AnyObject {
 
     /// Removes everything this dataplane created on the node.
     func tearDown() throws
+
+    /// What a look costing a few `stat`s finds missing that no netlink event announces
+    /// (deleted pins, say), or nil: the supervisor looks every second and repairs at once.
+    func missingWithoutNotice() -> String?
+}
+
+extension Dataplane {
+    public func missingWithoutNotice() -> String? { nil }
 }
 
 public enum DataplaneMode: String, Sendable, CaseIterable {

@@ -229,9 +229,10 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         let settle = Duration.milliseconds(100)
         var nextFullPass = clock.now + interval
         var nextRulesCheck = clock.now + rulesInterval
+        var nextLook = clock.now + .seconds(1)
         var namespaceChanged = false
         while true {
-            var until = namespaceChanged ? min(nextFullPass, clock.now + settle) : nextFullPass
+            var until = namespaceChanged ? min(nextFullPass, clock.now + settle) : min(nextFullPass, nextLook)
             if rules != nil { until = min(until, nextRulesCheck) }
             let namespaceChangedNow = try events.wait(timeoutMilliseconds: Self.milliseconds(until - clock.now), wake: wakeup.descriptor)
             wakeup.drain()
@@ -243,6 +244,14 @@ public final class DataplaneSupervisor: @unchecked Sendable {
             if clock.now >= nextRulesCheck {
                 nextRulesCheck = clock.now + rulesInterval
                 attempt(.rules) { try checkRules() }
+            }
+            if clock.now >= nextLook {
+                nextLook = clock.now + .seconds(1)
+                if let missing = dataplane.missingWithoutNotice() {
+                    // Nothing announces it: not ready until the pass that follows puts it back.
+                    observer(.failed(.repair, missing))
+                    nextFullPass = clock.now
+                }
             }
             if namespaceChangedNow {
                 namespaceChanged = true

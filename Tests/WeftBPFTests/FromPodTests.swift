@@ -34,12 +34,16 @@ struct FromPodTests {
         return Program(loaded: program)
     }
 
+    /// from_pod writing the VXLAN headers itself, from node 198.18.0.1.
+    func encapsulatingProgram() throws -> Program {
+        var globals = LoadedProgram.globals
+        globals.encapsulateInProgram = true
+        return try program(globals: globals)
+    }
+
     @Test("Encapsulated in the program: the outer IPv4, UDP and VXLAN headers as Linux's vxlan device writes them, byte for byte, and the inner frame a Flannel VTEP accepts")
     func aPacketToAVXLANPeerIsEncapsulatedInTheProgram() throws {
-        var globals = LoadedProgram.globals
-        globals.localIP = IPv4Address("198.18.0.1")!
-        globals.encapsulateInProgram = true
-        let program = try program(globals: globals)
+        let program = try encapsulatingProgram()
         let input = Frame().bytes
         let outcome = try program.run(input)
         #expect(outcome.action == TCAction.redirect)
@@ -204,10 +208,7 @@ struct FromPodTests {
 
     @Test("A frame longer than its IP packet is cut to it before the tunnel-fit check, as ip_rcv cuts it: 1450 declared and 1454 carried leaves as 1500, never 1504; a frame shorter than its packet is dropped")
     func theTunnelFitMeasuresWhatTheEncapsulationSends() throws {
-        var globals = LoadedProgram.globals
-        globals.localIP = IPv4Address("198.18.0.1")!
-        globals.encapsulateInProgram = true
-        let program = try program(globals: globals)
+        let program = try encapsulatingProgram()
         let declared = Frame(payload: [UInt8](repeating: 1, count: 1450 - 28)).bytes
         let padded = declared + [9, 9, 9, 9]
         let outcome = try program.run(padded)

@@ -156,6 +156,21 @@ struct BadDayTests {
         #expect(try lab.weft(["lab", "check"]).succeeded)
     }
 
+    @Test("Pins deleted: noticed within seconds, not at the next 10 s pass, and every pin comes back under its full name")
+    func pinsDeletedAreNoticedAtOnce() throws {
+        let lab = try LabFixture(nodes: 2)
+        let pins = "\(lab.directory)/n1/bpf"
+        // Past the start's own passes, so the timer is not what finds it.
+        Thread.sleep(forTimeInterval: 1)
+        for pin in try FileManager.default.contentsOfDirectory(atPath: pins) { unlink("\(pins)/\(pin)") }
+        #expect(try waitUntil(seconds: 4) { lab.log("n1").contains("were gone: pinned 8 maps again from the running programs") },
+                "\(lab.log("n1").suffix(1500))")
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: pins))
+        #expect(names.isSuperset(of: PinnedMaps.allNames), "\(names.sorted())")
+        #expect(!names.contains { $0.count == 15 && $0.hasPrefix("weft_") && !PinnedMaps.allNames.contains($0) }, "no name cut to the kernel's 15 characters: \(names.sorted())")
+        #expect(try waitUntil(seconds: 5) { try status(lab, "n1")["ready"] as? Bool == true })
+    }
+
     @Test("Pins deleted: the node pins its maps again from the running programs, keeps its pods, and says so")
     func pinsDeleted() throws {
         let lab = try LabFixture(nodes: 2)

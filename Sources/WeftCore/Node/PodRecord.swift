@@ -10,9 +10,7 @@ public struct PodRecord: Sendable, Equatable {
     public var podMAC: MACAddress
 
     public init(address: IPv4Address, hostInterface: String, podMAC: MACAddress) {
-        self.address = address
-        self.hostInterface = hostInterface
-        self.podMAC = podMAC
+        (self.address, self.hostInterface, self.podMAC) = (address, hostInterface, podMAC)
     }
 
     /// The file name's suffix, after the container ID.
