@@ -135,12 +135,20 @@ public final class KernelDataplane: Dataplane {
     }
 
     public func tearDown() throws {
-        let underlay = try netlink.link(named: settings.underlayInterface)
+        try Self.tearDown(network: settings.network, vni: settings.vxlanOptions?.vni, underlayInterface: settings.underlayInterface, logger: logger)
+    }
+
+    /// Removes what a kernel dataplane of this network made in this namespace: Weft's peer
+    /// routes through the underlay and the `flannel.<VNI>` device (its routes, neighbours and
+    /// FDB entries go with it). Needs no lease, so `weft dataplane down` invents none.
+    public static func tearDown(network: IPv4Prefix, vni: UInt32?, underlayInterface: String, logger: Logger) throws {
+        let netlink = try NetlinkSocket()
+        let underlay = try netlink.link(named: underlayInterface)
         for route in try netlink.routes() where route.isWefts && route.interfaceIndex == underlay?.index && route.gateway != nil
-            && settings.network.contains(route.destination) {
+            && network.contains(route.destination) {
             try ignoringMissing { try netlink.deleteRoute(route) }
         }
-        if let options = settings.vxlanOptions, let device = try netlink.link(named: Self.vxlanDeviceName(vni: options.vni)) {
+        if let vni, let device = try netlink.link(named: vxlanDeviceName(vni: vni)) {
             try netlink.deleteLink(index: device.index)
         }
         logger.info("kernel dataplane torn down")

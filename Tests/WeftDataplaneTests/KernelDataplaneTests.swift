@@ -28,6 +28,17 @@ struct KernelDataplaneTests {
         #expect(try waitUntil(seconds: 5) { saved().contains("-A FLANNEL-POSTRTG") && saved().contains("MASQUERADE") }, "\(saved())")
     }
 
+    @Test("weft dataplane down with --net-config-path and --iface removes the kernel dataplane: flannel.1 and its peer routes, from the config alone", arguments: [TwoNodes.BackendKind.vxlan, .hostGateway])
+    func downRemovesTheKernelDataplane(backend: TwoNodes.BackendKind) throws {
+        let lab = try TwoNodes(backend: backend)
+        try lab.startKernel(1)
+        #expect(try lab.namespaces.must(lab.node(1), ["ip", "route", "show", "10.244.2.0/24"]).contains("10.244.2.0/24"))
+        let down = try lab.weft(1, ["dataplane", "down", "--pin-dir", lab.pinDirectory(1), "--net-config-path", lab.files.file("net-conf.json"), "--iface", "u1"])
+        #expect(down.succeeded, "\(down.stderr)")
+        #expect(!(try lab.namespaces.must(lab.node(1), ["ip", "route", "show", "10.244.2.0/24"]).contains("10.244.2.0/24")))
+        #expect(!(try lab.namespaces.must(lab.node(1), ["ip", "link", "show"]).contains("flannel.1")))
+    }
+
     @Test("Two kernel nodes, VXLAN with DirectRouting: routed over the underlay, both ways")
     func directRouting() throws {
         let lab = try TwoNodes(backend: .vxlan, directRouting: true)

@@ -34,9 +34,8 @@ extension DataplaneCommand {
             }
             guard let netConfigPath, let iface else { return }
             let config = try ConfigFile.load(netConfigPath).config
-            let settings = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: config.network, publicIP: IPv4Address(0), underlayInterface: iface,
-                                        backend: config.backend, vtepMAC: MACAddress(bytes: [2, 0, 0, 0, 0, 0])!)
-            try KernelDataplane(settings: settings, logger: logger).tearDown()
+            let vni: UInt32? = if case .vxlan(let options) = config.backend { options.vni } else { nil }
+            try KernelDataplane.tearDown(network: config.network, vni: vni, underlayInterface: iface, logger: logger)
         }
     }
 }
