@@ -82,10 +82,19 @@ public final class DataplaneSupervisor: @unchecked Sendable {
         for peer in peers.leases {
             if initial.screened.screen(peer, node: dataplane.settings.planning) == nil { initial.peers.put(peer.lease, revision: peer.since) }
         }
+        let screened = initial.screened.rejections.values.sorted { $0.subnet < $1.subnet }
+        var reports = initial.rejectionReports
         pending = Mutex(initial)
         self.interval = interval
         self.logger = logger
         self.observer = observer
+        // The leases screened out of the first listing are reported as later ones are.
+        for rejection in screened {
+            observer(.screened(rejection.subnet, rejection))
+            let report = reports.admit(at: .now)
+            if report.admitted { logRejection(rejection, heldBack: report.heldBack) }
+        }
+        pending.withLock { $0.rejectionReports = reports }
     }
 
     // MARK: Changes from other threads
@@ -94,25 +103,24 @@ public final class DataplaneSupervisor: @unchecked Sendable {
     /// out: it wakes no plan unless it replaces a lease that was planned.
     public func put(_ lease: Lease, revision: Int64) {
         let node = dataplane.settings.planning
-        let (planChanged, screening, report) = pending.withLock { state -> (Bool, RejectedLease?, (admitted: Bool, heldBack: Int)?) in
+        let (planChanged, screening, before) = pending.withLock { state -> (Bool, RejectedLease?, RejectedLease?) in
             let peer = PeerLease(lease, since: state.peers.entries[lease.subnet]?.since ?? revision)
-            let wasScreened = state.screened.rejections[lease.subnet] != nil
+            let before = state.screened.rejections[lease.subnet]
             if let rejection = state.screened.screen(peer, node: node) {
-                let wasPlanned = state.peers.entries[lease.subnet] != nil
-                if wasPlanned {
-                    state.peers.remove(lease.subnet)
-                    state.changed = true
-                }
-                return (wasPlanned, rejection, state.rejectionReports.admit(at: .now))
+                let wasPlanned = state.peers.remove(lease.subnet) != nil
+                state.changed = state.changed || wasPlanned
+                return (wasPlanned, rejection, before)
             }
             state.peers.put(lease, revision: revision)
             state.changed = true
-            return (true, nil, wasScreened ? (false, 0) : nil)
+            return (true, nil, before)
         }
-        if let screening {
+        if let screening, screening != before {
+            // New, or rejected for another reason: reported once; a renewal of it is not news.
             observer(.screened(lease.subnet, screening))
-            if let report, report.admitted { logRejection(screening, heldBack: report.heldBack) }
-        } else if report != nil {
+            let report = pending.withLock { $0.rejectionReports.admit(at: .now) }
+            if report.admitted { logRejection(screening, heldBack: report.heldBack) }
+        } else if screening == nil, before != nil {
             observer(.screened(lease.subnet, nil))
         }
         if planChanged { wakeup.signal() }

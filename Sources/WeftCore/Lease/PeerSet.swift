@@ -14,8 +14,10 @@ public struct PeerSet: Sendable, Equatable {
         entries[lease.subnet] = PeerLease(lease, since: entries[lease.subnet]?.since ?? revision)
     }
 
-    public mutating func remove(_ subnet: IPv4Prefix) {
-        entries[subnet] = nil
+    /// Forgets a lease; returns it, if it was there.
+    @discardableResult
+    public mutating func remove(_ subnet: IPv4Prefix) -> PeerLease? {
+        entries.removeValue(forKey: subnet)
     }
 
     /// The leases, without copying them.

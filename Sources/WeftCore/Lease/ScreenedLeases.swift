@@ -8,10 +8,11 @@ public struct ScreenedLeases: Sendable, Equatable {
     public init() {}
 
     /// Records the lease's rejection, or forgets an earlier one when it has none now.
-    /// Returns the rejection.
+    /// Returns the rejection. This node's own lease is no peer's and never screened: the
+    /// planner passes over it.
     @discardableResult
     public mutating func screen(_ peer: PeerLease, node: PlanningNode) -> RejectedLease? {
-        guard let reason = PeerPlan.rejectionOnItsOwn(peer, node: node) else {
+        guard peer.lease.subnet != node.subnet, let reason = PeerPlan.rejectionOnItsOwn(peer, node: node) else {
             rejections[peer.lease.subnet] = nil
             return nil
         }
