@@ -119,7 +119,7 @@ struct ComposedDaemonTests {
         }
     }
 
-    @Test("A burst of 5,000 leases is applied in a few batches, and shutdown still takes under a second")
+    @Test("A burst of 5,000 leases is applied in a few batches, and shutdown is still prompt")
     func burstAndPromptShutdown() async throws {
         try await onOwnThreads {
             let node = try ComposedDaemon()
@@ -133,8 +133,10 @@ struct ComposedDaemonTests {
             #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.count == 5000 })
             let applies = node.dataplanes.dataplane?.plans.count ?? 0
             #expect(applies < 2500, "changes that arrive together are applied together (\(applies) applies for 5,000 leases)")
+            // Not a speed goal: a bound that a shutdown draining or re-listing 5,000 leases misses,
+            // with room for a test run that loads both cores (CI saw 1.2 s for a 30 ms stop).
             let shutdown = try await node.stop()
-            #expect(shutdown < .seconds(1), "\(shutdown)")
+            #expect(shutdown < .seconds(3), "\(shutdown)")
         }
     }
 
@@ -184,7 +186,7 @@ struct ComposedDaemonTests {
         }
     }
 
-    @Test("Shutdown needs no thread of the concurrency pool: with every pool thread blocked, it still takes under a second")
+    @Test("Shutdown needs no thread of the concurrency pool: with every pool thread blocked, it ends before they are let go")
     func shutdownWithBusyPool() async throws {
         try await onOwnThreads {
             let node = try ComposedDaemon()
@@ -192,8 +194,9 @@ struct ComposedDaemonTests {
             let pool = BlockedPool()
             defer { pool.release() }
             #expect(pool.blockEveryThread(), "the pool's threads were not all taken within 400 s")
+            // The pool is held for 5 s: a shutdown that needs one of its threads takes longer than that.
             let shutdown = try await node.stop()
-            #expect(shutdown < .seconds(1), "\(shutdown)")
+            #expect(shutdown < .seconds(3), "\(shutdown)")
         }
     }
 
