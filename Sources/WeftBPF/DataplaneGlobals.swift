@@ -45,6 +45,14 @@ public struct DataplaneGlobals: Sendable, Equatable {
         self.decapsulateAggregates = decapsulateAggregates
     }
 
+    /// The desired state's settings, with the interface indices the devices have now.
+    public init(_ settings: ProgramSettings, underlayInterfaceIndex: UInt32, vxlanInterfaceIndex: UInt32) {
+        self.init(vni: settings.vni, vtepMAC: settings.vtepMAC, vxlanInterfaceIndex: vxlanInterfaceIndex, vxlanPort: settings.vxlanPort,
+                  underlayInterfaceIndex: underlayInterfaceIndex, tunnelMTU: settings.tunnelMTU, checkPodSource: settings.checkPodSource,
+                  checkUnderlaySource: settings.checkUnderlaySource, clusterNetwork: settings.clusterNetwork, localIP: settings.localIP,
+                  decapsulateAggregates: settings.decapsulateAggregates)
+    }
+
     public func apply(to object: BPFObject) throws(SystemCallError) {
         try object.setGlobal("weft_vni", vni)
         try object.setGlobal("weft_vtep_mac", bytes: vtepMAC.bytes)

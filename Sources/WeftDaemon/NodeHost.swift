@@ -132,9 +132,7 @@ extension DataplaneFactory {
     /// underlay guard (the BPF one checks in from_underlay), with the tool `EnableNFTables` names.
     public func nodeRules(_ node: NodeSettings, mode: DataplaneMode, masquerade: Bool, forward: Bool, fullyRandom: Bool = true,
                           sourceChecks: SourceChecks, nftables: Bool) -> any RuleKeeper {
-        let underlayGuard = mode == .kernel && sourceChecks.underlay
-            ? UnderlayGuard.Scope(interface: node.underlayInterface, network: node.network) : nil
-        return rules(FlannelRules(network: node.network, subnet: node.subnet, masquerade: masquerade, forward: forward, fullyRandom: fullyRandom),
-                     underlayGuard: underlayGuard, tool: nftables ? .nftables : .iptables)
+        let wanted = NodeRules(node: node, mode: mode, masquerade: masquerade, forward: forward, fullyRandom: fullyRandom, sourceChecks: sourceChecks)
+        return rules(wanted.flannel, underlayGuard: wanted.underlayGuard, tool: nftables ? .nftables : .iptables)
     }
 }

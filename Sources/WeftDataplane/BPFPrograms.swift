@@ -1,11 +1,12 @@
 import Foundation
+import WeftCore
 import WeftShell
 
 /// The compiled TC programs: one object file per attach point, found in a directory
 /// and, when they are missing or older than their sources, compiled with clang.
 public struct BPFPrograms: Sendable {
     /// Every program, named after its entry file and its function.
-    public static let names = ["from_pod", "from_overlay", "from_underlay", "to_overlay"]
+    public static let names = ProgramName.allCases.map(\.rawValue)
 
     /// Where the objects are (`<source>/out` for a source tree).
     public let directory: String

@@ -1,3 +1,4 @@
+import WeftCore
 /// Which dataplane a node runs: what the user asked for (`--dataplane`), settled against
 /// what the BPF probe found, with the reason in words a user can act on.
 public enum DataplaneChoice: String, Sendable, CaseIterable {

@@ -20,74 +20,29 @@ public final class KernelDataplane: Dataplane {
         netlink = try NetlinkSocket()
     }
 
-    public static func vxlanDeviceName(vni: UInt32) -> String { "flannel.\(vni)" }
+    public static func vxlanDeviceName(vni: UInt32) -> String { NodeDesiredState.kernelDeviceName(vni: vni) }
+
+    /// The node's desired state for `plan`, from the host as it is now.
+    func desiredState(_ plan: PeerPlan, underlay: NetworkLink) throws -> NodeDesiredState {
+        let facts = NodeHostFacts(underlayMTU: underlay.mtu, underlayNetworks: try netlink.addresses(index: underlay.index).map(\.network))
+        return NodeDesiredState(node: settings, mode: .kernel, sourceChecks: SourceChecks(), plan: plan, facts: facts)
+    }
 
     public func setUp() throws {
-        let repaired = try ensureDevice()
+        let repaired = try repair()
         if !repaired.isEmpty { logger.info("kernel dataplane set up", metadata: ["changed": "\(repaired.joined(separator: "; "))"]) }
     }
 
-    public func repair() throws -> [String] {
-        try ensureDevice()
-    }
-
     /// Puts the device back the way it belongs; returns what it had to change.
-    @discardableResult
-    func ensureDevice() throws -> [String] {
-        guard let options = settings.vxlanOptions else { return [] }
+    public func repair() throws -> [String] {
         let underlay = try requireLink(settings.underlayInterface, netlink)
-        let name = Self.vxlanDeviceName(vni: options.vni)
-        let wanted = VXLANSettings.flannel(vni: options.vni, local: settings.publicIP, underlayIndex: underlay.index, port: options.port)
-        let mtu = settings.podMTU(underlayMTU: underlay.mtu)
-        var changes: [String] = []
-        var link = try netlink.link(named: name)
-        if let existing = link, existing.vxlan != wanted {
-            // Flannel does the same: a device with other parameters cannot be changed in place.
-            try netlink.deleteLink(index: existing.index)
-            changes.append("replaced \(name), which had other vxlan settings")
-            link = nil
-        }
-        if link == nil {
-            try netlink.createVXLAN(name: name, settings: wanted, mtu: mtu, mac: settings.vtepMAC)
-            link = try netlink.link(named: name)
-            changes.append("created \(name)")
-        }
-        guard let device = link else { throw DataplaneError("vxlan device \(name) vanished while it was being set up: something else on this node deletes it; stop that and run again") }
-        if device.mtu != mtu || device.mac != settings.vtepMAC || !device.isUp {
-            try netlink.setLink(index: device.index, up: true, mtu: mtu, mac: settings.vtepMAC)
-            if !changes.contains("created \(name)") { changes.append("reset \(name) to up, MTU \(mtu), MAC \(settings.vtepMAC)") }
-        }
-        let address = InterfaceAddress(interfaceIndex: device.index, address: settings.subnet.network, prefixLength: 32)
-        if try !netlink.addresses(index: device.index).contains(address) {
-            try netlink.addAddress(address)
-            changes.append("address \(settings.subnet.network)/32 on \(name)")
-        }
-        return changes
+        let desired = try desiredState(PeerPlan(node: settings.planning, peers: [], onLinkNetworks: []), underlay: underlay)
+        guard let spec = desired.vxlanDevice else { return [] }
+        return try VXLANDeviceAdapter(netlink: netlink, logger: logger).converge(spec, superseded: desired.supersededDevices, underlay: underlay).changes
     }
 
     public func underlayNetworks() throws -> [IPv4Prefix] {
         try netlink.addresses(index: requireLink(settings.underlayInterface, netlink).index).map(\.network)
-    }
-
-    /// The routes, neighbours and FDB entries a plan stands for.
-    private struct Entries {
-        var routes: [IPv4Prefix: Route] = [:]
-        var neighbours: [IPv4Address: NeighbourEntry] = [:]
-        var forwarding: [MACAddress: ForwardingEntry] = [:]
-
-        init(_ plan: PeerPlan, underlay: Int32, device: Int32?) throws {
-            for (subnet, path) in plan.paths {
-                switch path {
-                case .direct(let ip):
-                    routes[subnet] = Route(destination: subnet, gateway: ip, interfaceIndex: underlay)
-                case .vxlan(let ip, let mac):
-                    guard let device else { throw DataplaneError("the vxlan device is missing; set the dataplane up first") }
-                    routes[subnet] = Route(destination: subnet, gateway: subnet.network, interfaceIndex: device, onlink: true)
-                    neighbours[subnet.network] = NeighbourEntry(interfaceIndex: device, address: subnet.network, mac: mac)
-                    forwarding[mac] = ForwardingEntry(interfaceIndex: device, mac: mac, destination: ip)
-                }
-            }
-        }
     }
 
     @discardableResult
@@ -95,20 +50,27 @@ public final class KernelDataplane: Dataplane {
         let underlay = try requireLink(settings.underlayInterface, netlink)
         var report = ApplyReport()
         let device = try settings.vxlanOptions.flatMap { try netlink.link(named: Self.vxlanDeviceName(vni: $0.vni)) }
-        let desired = try Entries(plan, underlay: underlay.index, device: device?.index)
+        let interfaces = NodeInterfaceIndices(underlay: underlay.index, vxlanDevice: device?.index)
+        let desired = try desiredState(plan, underlay: underlay)
         // Since a plan this dataplane applied, only the difference is written; else what
         // the kernel holds is read and compared.
-        let applied = try previous.map { try Entries($0, underlay: underlay.index, device: device?.index) }
+        let applied = try previous.map { try desiredState($0, underlay: underlay) }
 
         // Neighbour and FDB entries first, so a new route never points at an unresolved VTEP.
         if let device {
-            let currentNeighbours = try applied?.neighbours
+            func neighbours(_ state: NodeDesiredState) -> [IPv4Address: NeighbourEntry] {
+                Dictionary(uniqueKeysWithValues: state.neighbours.map { ($0.key, NeighbourEntry(interfaceIndex: device.index, address: $0.key, mac: $0.value)) })
+            }
+            func forwarding(_ state: NodeDesiredState) -> [MACAddress: ForwardingEntry] {
+                Dictionary(uniqueKeysWithValues: state.forwardingEntries.map { ($0.key, ForwardingEntry(interfaceIndex: device.index, mac: $0.key, destination: $0.value)) })
+            }
+            let currentNeighbours = try applied.map(neighbours)
                 ?? Dictionary(netlink.neighbours(index: device.index).filter(\.permanent).map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
-            let neighbourDiff = KeyedDiff(current: currentNeighbours, desired: desired.neighbours)
+            let neighbourDiff = KeyedDiff(current: currentNeighbours, desired: neighbours(desired))
             for (_, entry) in neighbourDiff.upserts { try netlink.replaceNeighbour(entry) }
-            let currentForwarding = try applied?.forwarding
+            let currentForwarding = try applied.map(forwarding)
                 ?? Dictionary(netlink.forwardingEntries(index: device.index).map { ($0.mac, $0) }, uniquingKeysWith: { a, _ in a })
-            let forwardingDiff = KeyedDiff(current: currentForwarding, desired: desired.forwarding)
+            let forwardingDiff = KeyedDiff(current: currentForwarding, desired: forwarding(desired))
             for (_, entry) in forwardingDiff.upserts { try netlink.replaceForwardingEntry(entry) }
             report.peersWritten = max(neighbourDiff.upserts.count, forwardingDiff.upserts.count)
             for address in neighbourDiff.removals {
@@ -120,11 +82,12 @@ public final class KernelDataplane: Dataplane {
                 try ignoringMissing { try netlink.deleteForwardingEntry(stale) }
             }
             report.peersRemoved = max(neighbourDiff.removals.count, forwardingDiff.removals.count)
+        } else if !desired.neighbours.isEmpty {
+            throw DataplaneError("the vxlan device is missing; set the dataplane up first")
         }
 
-        let interfaces = Set([underlay.index] + (device.map { [$0.index] } ?? []))
-        try PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: interfaces)
-            .reconcile(desired: desired.routes, applied: applied?.routes, into: &report)
+        try PeerRoutes(netlink: netlink, network: settings.network, ownSubnet: settings.subnet, interfaces: Set([underlay.index] + (device.map { [$0.index] } ?? [])))
+            .reconcile(desired: try interfaces.routes(desired.peerRoutes), applied: try applied.map { try interfaces.routes($0.peerRoutes) }, into: &report)
         if report.changedSomething {
             logger.info("applied peers", metadata: [
                 "peers": "\(plan.paths.count)", "routes-written": "\(report.routesWritten)", "routes-removed": "\(report.routesRemoved)",

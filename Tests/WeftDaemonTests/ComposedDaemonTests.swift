@@ -122,7 +122,7 @@ struct ComposedDaemonTests {
     @Test("A burst of 5,000 leases is applied in a few batches, and shutdown is still prompt")
     func burstAndPromptShutdown() async throws {
         try await onOwnThreads {
-            let node = try ComposedDaemon()
+            let node = try ComposedDaemon(inMemory: true)
             try await node.start()
             // More than 10.244.0.0/16 holds: these lie outside it, so each is planned and rejected.
             // Written from this task, on the test's own threads: an unstructured task would wait
@@ -130,7 +130,9 @@ struct ComposedDaemonTests {
             for index in 0..<5000 {
                 try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))
             }
-            #expect(try await eventually(seconds: 30) { node.daemon.state.current.rejectedLeases.count == 5000 })
+            // A bound for a daemon that stops following the store, not a speed: CI, with the
+            // other suites beside it, has needed over 30 s.
+            #expect(try await eventually(seconds: 180) { node.daemon.state.current.rejectedLeases.count == 5000 })
             let applies = node.dataplanes.dataplane?.plans.count ?? 0
             #expect(applies < 2500, "changes that arrive together are applied together (\(applies) applies for 5,000 leases)")
             // Not a speed goal: a bound that a shutdown draining or re-listing 5,000 leases misses,
@@ -143,7 +145,7 @@ struct ComposedDaemonTests {
     @Test("300 junk keys under the lease prefix: none reaches a plan, at most 20 log lines, the status file lists 100 and counts them all, a real peer is programmed, and deleting them empties the list")
     func junkKeysCostNoPlans() async throws {
         try await onOwnThreads {
-            let node = try ComposedDaemon()
+            let node = try ComposedDaemon(inMemory: true)
             try await node.start()
             for index in 0..<300 {
                 try await node.write("10.\(1 + index / 256).\(index % 256).0/24", vxlanLeaseJSON("198.18.1.1", mac: "0a:58:00:00:02:02"))

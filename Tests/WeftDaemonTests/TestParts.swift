@@ -158,9 +158,10 @@ final class ComposedDaemon: @unchecked Sendable {
 
     static let networkConfig = #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#
 
+    /// - Parameter inMemory: the store and files in `/dev/shm`, for a test that writes thousands of leases.
     init(renewMargin: Duration = .seconds(3600), rulesResync: Duration = .seconds(5),
-         serviceManager: ServiceManager = ServiceManager(environment: [:])) throws {
-        files = try TemporaryDirectory()
+         serviceManager: ServiceManager = ServiceManager(environment: [:]), inMemory: Bool = false) throws {
+        files = try inMemory ? TemporaryDirectory.inMemory() : TemporaryDirectory()
         store = FailingWrites(try EmbeddedStore(path: files.file("leases.db")))
         registry = SubnetRegistry(store: store, logger: log.logger())
         var settings = DaemonSettings()

@@ -52,9 +52,20 @@ public struct WeftProcess {
 public final class TemporaryDirectory {
     public let path: String
 
-    public init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("weft-cli-\(UUID().uuidString)").path
+    /// A new directory in `parent` (the system's temporary directory unless given).
+    public init(in parent: String? = nil) throws {
+        let base = parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory
+        path = base.appendingPathComponent("weft-cli-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    /// A new directory in memory (`/dev/shm`) where there is one, for a test whose writes must
+    /// not wait on a disk that other tests keep busy; else in the temporary directory.
+    public static func inMemory() throws -> TemporaryDirectory {
+        var isDirectory: ObjCBool = false
+        let shm = "/dev/shm"
+        let usable = FileManager.default.fileExists(atPath: shm, isDirectory: &isDirectory) && isDirectory.boolValue && access(shm, W_OK) == 0
+        return try TemporaryDirectory(in: usable ? shm : nil)
     }
 
     deinit {
