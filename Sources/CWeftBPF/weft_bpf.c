@@ -139,6 +139,39 @@ int weft_object_set_global(struct bpf_object *object, const char *name, const vo
 	return -ENOENT;
 }
 
+int weft_object_global_count(struct bpf_object *object)
+{
+	struct btf *btf = bpf_object__btf(object);
+	int id;
+
+	if (!btf)
+		return -ENOENT;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return 0;
+	return btf_vlen(btf__type_by_id(btf, id));
+}
+
+const char *weft_object_global(struct bpf_object *object, int index, size_t *size)
+{
+	struct btf *btf = bpf_object__btf(object);
+	const struct btf_var_secinfo *info;
+	const struct btf_type *section;
+	int id;
+
+	if (!btf)
+		return NULL;
+	id = btf__find_by_name_kind(btf, ".rodata", BTF_KIND_DATASEC);
+	if (id < 0)
+		return NULL;
+	section = btf__type_by_id(btf, id);
+	if (index < 0 || index >= btf_vlen(section))
+		return NULL;
+	info = btf_var_secinfos(section) + index;
+	*size = info->size;
+	return btf__name_by_offset(btf, btf__type_by_id(btf, info->type)->name_off);
+}
+
 int weft_tc_attach(int ifindex, int ingress, int program_fd, __u32 handle, __u32 priority)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,

@@ -32,6 +32,16 @@ public final class BPFObject {
         guard result == 0 else { throw SystemCallError("set global \(name) in", path, errno: result) }
     }
 
+    /// The `const volatile` globals the object declares (its `.rodata` variables), with their sizes in bytes.
+    public var globals: [String: Int] {
+        var found: [String: Int] = [:]
+        for index in 0..<max(0, weft_object_global_count(object)) {
+            var size = 0
+            if let name = weft_object_global(object, index, &size) { found[String(cString: name)] = size }
+        }
+        return found
+    }
+
     /// Sets an integer global; its width must match the C declaration's.
     public func setGlobal<Value: FixedWidthInteger>(_ name: String, _ value: Value) throws(SystemCallError) {
         try setGlobal(name, bytes: withUnsafeBytes(of: value) { Array($0) })
@@ -42,6 +52,11 @@ public final class BPFObject {
         let result = bpf_object__load(object)
         guard result == 0 else { throw SystemCallError("load BPF object", path, errno: result) }
         loaded = true
+    }
+
+    /// Whether the object holds a program of that name.
+    public func hasProgram(_ name: String) -> Bool {
+        bpf_object__find_program_by_name(object, name) != nil
     }
 
     public func programDescriptor(_ name: String) throws(SystemCallError) -> Int32 {

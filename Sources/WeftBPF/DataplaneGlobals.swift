@@ -53,20 +53,31 @@ public struct DataplaneGlobals: Sendable, Equatable {
                   decapsulateAggregates: settings.decapsulateAggregates)
     }
 
+    /// Every global the programs read, with its value as the C declaration lays it out: the
+    /// one list of the contract between the programs and Swift (`globalLayoutMatchesTheObjects`
+    /// checks it against each object's `.rodata`).
+    public var values: [(name: String, bytes: [UInt8])] {
+        func bytes<Value: FixedWidthInteger>(_ value: Value) -> [UInt8] { withUnsafeBytes(of: value) { Array($0) } }
+        func flag(_ value: Bool) -> [UInt8] { [value ? 1 : 0] }
+        return [
+            ("weft_vni", bytes(vni)),
+            ("weft_vtep_mac", vtepMAC.bytes),
+            ("weft_vxlan_ifindex", bytes(vxlanInterfaceIndex)),
+            ("weft_vxlan_port", bytes(vxlanPort)),
+            ("weft_underlay_ifindex", bytes(underlayInterfaceIndex)),
+            ("weft_tunnel_mtu", bytes(tunnelMTU)),
+            ("weft_check_pod_source", flag(checkPodSource)),
+            ("weft_check_underlay_source", flag(checkUnderlaySource)),
+            // Both in network byte order, as the programs compare them with packet fields.
+            ("weft_cluster_network", bytes((clusterNetwork?.network.value ?? 0).bigEndian)),
+            ("weft_cluster_mask", bytes((clusterNetwork?.mask ?? 0).bigEndian)),
+            ("weft_local_ip", bytes((localIP?.value ?? 0).bigEndian)),
+            ("weft_encapsulate_in_program", flag(encapsulateInProgram)),
+            ("weft_decap_aggregates", flag(decapsulateAggregates)),
+        ]
+    }
+
     public func apply(to object: BPFObject) throws(SystemCallError) {
-        try object.setGlobal("weft_vni", vni)
-        try object.setGlobal("weft_vtep_mac", bytes: vtepMAC.bytes)
-        try object.setGlobal("weft_vxlan_ifindex", vxlanInterfaceIndex)
-        try object.setGlobal("weft_vxlan_port", vxlanPort)
-        try object.setGlobal("weft_underlay_ifindex", underlayInterfaceIndex)
-        try object.setGlobal("weft_tunnel_mtu", tunnelMTU)
-        try object.setGlobal("weft_check_pod_source", UInt8(checkPodSource ? 1 : 0))
-        try object.setGlobal("weft_check_underlay_source", UInt8(checkUnderlaySource ? 1 : 0))
-        // Both in network byte order, as the programs compare them with packet fields.
-        try object.setGlobal("weft_cluster_network", (clusterNetwork?.network.value ?? 0).bigEndian)
-        try object.setGlobal("weft_cluster_mask", (clusterNetwork?.mask ?? 0).bigEndian)
-        try object.setGlobal("weft_local_ip", (localIP?.value ?? 0).bigEndian)
-        try object.setGlobal("weft_encapsulate_in_program", UInt8(encapsulateInProgram ? 1 : 0))
-        try object.setGlobal("weft_decap_aggregates", UInt8(decapsulateAggregates ? 1 : 0))
+        for (name, bytes) in values { try object.setGlobal(name, bytes: bytes) }
     }
 }

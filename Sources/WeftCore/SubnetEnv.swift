@@ -6,6 +6,12 @@ import Foundation
 ///     FLANNEL_SUBNET=10.244.1.1/24
 ///     FLANNEL_MTU=1450
 ///     FLANNEL_IPMASQ=true
+///     WEFT_DATAPLANE=bpf
+///     WEFT_PIN_DIR=/sys/fs/bpf/weft
+///
+/// The `WEFT_` lines are how the daemon tells weft-cni which dataplane the node runs, and
+/// where its pins are: Flannel's own CNI plugin skips keys it does not know, and a file
+/// flanneld wrote has none (the kernel path: nothing for weft-cni to register).
 public struct SubnetEnv: Sendable, Equatable {
     public static let defaultPath = "/run/flannel/subnet.env"
 
@@ -14,12 +20,18 @@ public struct SubnetEnv: Sendable, Equatable {
     public var subnet: IPv4Prefix
     public var mtu: Int
     public var ipMasquerade: Bool
+    /// The dataplane the node's daemon runs (`WEFT_DATAPLANE`); nil in a file flanneld wrote.
+    public var dataplane: DataplaneMode?
+    /// The BPF dataplane's pin directory (`WEFT_PIN_DIR`).
+    public var pinDirectory: String?
 
-    public init(network: IPv4Prefix, subnet: IPv4Prefix, mtu: Int, ipMasquerade: Bool) {
+    public init(network: IPv4Prefix, subnet: IPv4Prefix, mtu: Int, ipMasquerade: Bool, dataplane: DataplaneMode? = nil, pinDirectory: String? = nil) {
         self.network = network
         self.subnet = subnet
         self.mtu = mtu
         self.ipMasquerade = ipMasquerade
+        self.dataplane = dataplane
+        self.pinDirectory = pinDirectory
     }
 
     public func rendered() -> String {
@@ -29,7 +41,7 @@ public struct SubnetEnv: Sendable, Equatable {
         FLANNEL_MTU=\(mtu)
         FLANNEL_IPMASQ=\(ipMasquerade)
 
-        """
+        """ + (dataplane.map { "WEFT_DATAPLANE=\($0.rawValue)\n" } ?? "") + (pinDirectory.map { "WEFT_PIN_DIR=\($0)\n" } ?? "")
     }
 
     /// Reads the file as Flannel's CNI plugin does: `KEY=VALUE` lines; blank lines and
@@ -66,7 +78,21 @@ public struct SubnetEnv: Sendable, Equatable {
         guard let ipMasquerade = Bool(masqueradeEntry.value) else {
             throw SubnetEnvError(line: masqueradeEntry.line, message: "FLANNEL_IPMASQ=\(masqueradeEntry.value) is not true or false")
         }
-        return SubnetEnv(network: network, subnet: subnet, mtu: mtu, ipMasquerade: ipMasquerade)
+        var dataplane: DataplaneMode?
+        if let entry = values["WEFT_DATAPLANE"] {
+            guard let mode = DataplaneMode(rawValue: entry.value) else {
+                throw SubnetEnvError(line: entry.line, message: "WEFT_DATAPLANE=\(entry.value) is not bpf or kernel; the Weft daemon writes this file, restart it")
+            }
+            dataplane = mode
+        }
+        var pinDirectory: String?
+        if let entry = values["WEFT_PIN_DIR"] {
+            guard entry.value.hasPrefix("/") else {
+                throw SubnetEnvError(line: entry.line, message: "WEFT_PIN_DIR=\(entry.value) is not an absolute path; the Weft daemon writes this file, restart it")
+            }
+            pinDirectory = entry.value
+        }
+        return SubnetEnv(network: network, subnet: subnet, mtu: mtu, ipMasquerade: ipMasquerade, dataplane: dataplane, pinDirectory: pinDirectory)
     }
 }
 

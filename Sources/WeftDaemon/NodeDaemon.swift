@@ -15,22 +15,38 @@ import WeftStore
 /// outside, so tests assemble the same daemon from their own parts.
 public final class NodeDaemon: Sendable {
     public let settings: DaemonSettings
-    public let registry: SubnetRegistry
+    private let leases: any LeaseSource
     public let host: any NodeHost
     public let dataplanes: any DataplaneFactory
     public let state: DaemonState
     private let logger: Logger
     private let group = Mutex<ServiceGroup?>(nil)
 
+    /// Leases in a store (embedded or etcd).
     /// - Parameter serviceManager: systemd's notification socket, from `$NOTIFY_SOCKET` by default.
-    public init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger,
-                serviceManager: ServiceManager = ServiceManager()) {
+    public convenience init(settings: DaemonSettings, registry: SubnetRegistry, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger,
+                            serviceManager: ServiceManager = ServiceManager()) {
+        let state = DaemonState(statusFile: settings.statusFile, serviceManager: serviceManager)
+        let timed = SubnetRegistry(store: TimedStore(store: registry.store, metrics: state.metrics), prefix: registry.prefix, logger: logger)
+        self.init(settings: settings, leases: StoreLeaseSource(registry: timed, settings: settings, state: state, logger: logger), state: state,
+                  host: host, dataplanes: dataplanes, logger: logger)
+    }
+
+    /// Leases from the Kubernetes API (`--kube-subnet-mgr`).
+    public convenience init(settings: DaemonSettings, kube: KubeSubnetManager, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger,
+                            serviceManager: ServiceManager = ServiceManager()) {
+        let state = DaemonState(statusFile: settings.statusFile, serviceManager: serviceManager)
+        self.init(settings: settings, leases: KubeLeaseSource(kube, settings: settings, state: state, logger: logger), state: state,
+                  host: host, dataplanes: dataplanes, logger: logger)
+    }
+
+    private init(settings: DaemonSettings, leases: any LeaseSource, state: DaemonState, host: any NodeHost, dataplanes: any DataplaneFactory, logger: Logger) {
         self.settings = settings
+        self.leases = leases
+        self.state = state
         self.host = host
         self.dataplanes = dataplanes
         self.logger = logger
-        state = DaemonState(statusFile: settings.statusFile, serviceManager: serviceManager)
-        self.registry = SubnetRegistry(store: TimedStore(store: registry.store, metrics: state.metrics), prefix: registry.prefix, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT (or `shutDown()`); the dataplane stays in place.
@@ -43,7 +59,7 @@ public final class NodeDaemon: Sendable {
         // /readyz says why, as it does for the same fault later.
         let health = settings.healthPort == 0 ? nil : try HealthServer(address: settings.healthAddress, port: settings.healthPort, logger: logger,
                                                                          responder: HealthResponder(state: state).respond)
-        let config = try await withStoreRetry("read the network config") { try await registry.networkConfig(file: settings.netConfigPath) }
+        let config = try await leases.networkConfig()
         let interfaces = try host.interfaces()
         let selection = try chooseInterface(interfaces)
         guard let underlayMTU = interfaces.mtus[selection.interface] else {
@@ -57,23 +73,20 @@ public final class NodeDaemon: Sendable {
         logger.notice("dataplane selected", metadata: ["mode": "\(choice.mode.rawValue)", "reason": "\(choice.reason)"])
         let attributes = leaseAttributes(config.backend, publicIP: publicIP, mode: choice.mode)
         let previous = (try? String(contentsOfFile: settings.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
-        let acquirer = LeaseAcquirer(registry: registry, config: config, ttlSeconds: settings.leaseTTLSeconds, logger: logger)
-        let lease = try await withStoreRetry("acquire a lease") {
-            try await acquirer.acquire(attributes: attributes, previousSubnet: previous?.subnet, hostAddresses: interfaces.addresses)
-        }
-        let vtepMAC = lease.lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
-        let node = NodeSettings(network: config.network, subnetLength: config.subnetLength, subnet: lease.lease.subnet, publicIP: publicIP,
+        let lease = try await leases.acquire(attributes, config: config, previousSubnet: previous?.subnet, hostAddresses: interfaces.addresses)
+        let vtepMAC = lease.attributes.vxlan?.vtepMAC ?? attributes.vxlan?.vtepMAC ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
+        let node = NodeSettings(network: config.network, subnetLength: lease.subnet.length, subnet: lease.subnet, publicIP: lease.attributes.publicIP,
                                 underlayInterface: selection.interface, backend: config.backend, vtepMAC: vtepMAC)
-        try writeSubnetFile(node, underlayMTU: underlayMTU)
+        try writeSubnetFile(subnetEnv(node, underlayMTU: underlayMTU, mode: choice.mode))
         state.update {
             $0.subnet = node.subnet
             $0.network = node.network
-            $0.publicIP = publicIP
             $0.interface = selection.interface
             $0.interfaceRule = selection.rule
             $0.backend = config.backend.typeName
             $0.vtepMAC = config.backend.typeName == "vxlan" ? vtepMAC : nil
-            $0.leaseExpiration = lease.lease.expiration
+            $0.publicIP = lease.attributes.publicIP
+            $0.leaseExpiration = lease.expiration
             $0.mode = choice.mode
             $0.modeReason = choice.reason
             $0.pinDirectory = choice.mode == .bpf ? settings.pinDirectory : nil
@@ -86,8 +99,7 @@ public final class NodeDaemon: Sendable {
                                          fullyRandom: settings.fullyRandomMasquerade, sourceChecks: settings.sourceChecks,
                                          nftables: config.enableNFTables)
         installRules(rules, nftables: config.enableNFTables)
-        let listing = try await withStoreRetry("list the leases") { try await registry.leases() }
-        let peers = PeerSet(listing.leases.map { PeerLease($0.lease, since: $0.createRevision) })
+        let peers = PeerSet(try await leases.listPeers())
         let state = self.state
         let dataplanes = self.dataplanes
         let supervisor = DataplaneSupervisor(dataplane: dataplane, peers: peers, interval: settings.repairInterval, logger: logger,
@@ -102,17 +114,15 @@ public final class NodeDaemon: Sendable {
         ProcessMemory.returnFreedPages()
         logger.notice("node ready", metadata: ["subnet": "\(node.subnet)", "peers": "\(state.current.peers.count)", "dataplane": "\(choice.mode.rawValue)"])
 
-        let leases = LeaseService(registry: registry, acquirer: acquirer, own: lease, attributes: lease.lease.attributes,
-                                  hostAddresses: interfaces.addresses, listedRevision: listing.revision, renewMargin: settings.renewMargin,
-                                  checkInterval: settings.leaseCheckInterval, supervisor: supervisor, state: state, logger: logger)
-        var services: [any Service] = [StatusWriter(state: state), SupervisorService(supervisor: supervisor, state: state), leases]
+        await leases.nodeReady()
+        var services: [any Service] = [StatusWriter(state: state), SupervisorService(supervisor: supervisor, state: state), leases.service(supervisor: supervisor)]
         if let health { services.append(health) }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: signals, cancellationSignals: [], logger: logger)
         self.group.withLock { $0 = group }
         try await group.run()
         state.serviceManager.stopping()
         if settings.onStop == .flannel && choice.mode == .bpf {
-            handToTheKernel(dataplane, node: node, peers: supervisor.peers)
+            handToTheKernel(dataplane, node: node, peers: supervisor.peers, subnetEnv: subnetEnv(node, underlayMTU: underlayMTU, mode: .kernel))
         } else {
             logger.notice("stopped; the dataplane stays in place so pods keep talking")
         }
@@ -123,13 +133,15 @@ public final class NodeDaemon: Sendable {
     /// from the peers the node last knew, so the node needs no step to go back to flanneld
     /// (deleting Weft's DaemonSet and applying kube-flannel.yml is enough) and a restart of
     /// Weft takes it over in place. The pods' traffic moves over within milliseconds.
-    private func handToTheKernel(_ dataplane: any Dataplane, node: NodeSettings, peers: PeerSet) {
+    private func handToTheKernel(_ dataplane: any Dataplane, node: NodeSettings, peers: PeerSet, subnetEnv: SubnetEnv) {
         do {
             let plan = try dataplane.plan(peers: peers.leases)
             try dataplane.tearDown()
             let kernel = try dataplanes.make(node, mode: .kernel, logger: logger)
             try kernel.setUp()
             try kernel.apply(plan)
+            // weft-cni registers no pod with the pins gone.
+            try writeSubnetFile(subnetEnv)
             logger.notice("stopped; the dataplane stays in place, handed to the kernel as Flannel programs it (--on-stop flannel): a restarted Weft or flanneld adopts it",
                           metadata: ["peers": "\(plan.paths.count)", "vtep-mac": "\(node.vtepMAC)"])
         } catch {
@@ -181,33 +193,19 @@ public final class NodeDaemon: Sendable {
         return .vxlan(publicIP: publicIP, vni: options.vni, vtepMAC: dataplanes.currentOrNewVTEPMAC(vni: options.vni, mode: mode))
     }
 
-    private func writeSubnetFile(_ node: NodeSettings, underlayMTU: UInt32) throws {
-        let env = SubnetEnv(network: node.network, subnet: node.subnet, mtu: Int(node.podMTU(underlayMTU: underlayMTU)),
-                            ipMasquerade: settings.ipMasquerade)
+    /// subnet.env, with the dataplane and its pins for weft-cni (`SubnetEnv`).
+    private func subnetEnv(_ node: NodeSettings, underlayMTU: UInt32, mode: DataplaneMode) -> SubnetEnv {
+        SubnetEnv(network: node.network, subnet: node.subnet, mtu: Int(node.podMTU(underlayMTU: underlayMTU)),
+                  ipMasquerade: settings.ipMasquerade, dataplane: mode, pinDirectory: mode == .bpf ? settings.pinDirectory : nil)
+    }
+
+    private func writeSubnetFile(_ env: SubnetEnv) throws {
         let directory = (settings.subnetFile as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try Data(env.rendered().utf8).write(to: URL(fileURLWithPath: settings.subnetFile), options: .atomic)
         } catch {
             throw DaemonError("cannot write \(settings.subnetFile): \(error.localizedDescription); check --subnet-file")
-        }
-    }
-
-    /// Retries a store operation while the store is unreachable, with the one retry
-    /// policy; anything else (out of subnets, a bad config) ends the daemon.
-    private func withStoreRetry<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
-        var retry = StoreRetry()
-        while true {
-            do {
-                let result = try await operation()
-                state.update { $0.storeProblem = nil }
-                return result
-            } catch StoreError.misconfigured(let location, let reason) {
-                // No retry fixes a configuration: stop, and say what to change.
-                throw DaemonError("cannot \(what): lease store \(location) cannot be used as configured: \(reason)")
-            } catch let error as StoreError {
-                try await retry.wait(after: error, what, logger: logger, state: state)
-            }
         }
     }
 }

@@ -100,6 +100,8 @@ struct Invocation {
         } catch {
             throw CNIError(CNIError.invalidConfig, "\(config.subnetFile) is not a valid subnet.env", details: "\(error)")
         }
+        // Before the delegate runs: a node whose pins are not there yet gets nothing allocated.
+        let endpoints = try bpfEndpoints(env)
         let delegate = config.delegateConfig(env)
         let rendered = JSONValue.object(delegate).serialized()
         do {
@@ -110,7 +112,6 @@ struct Invocation {
         }
         let result = try runDelegate(delegate, command: "ADD")
         let bridge: String = if case .string(let name)? = delegate["bridge"] { name } else { "cni0" }
-        let endpoints = bpfEndpoints()
         let pod: PodAttachment
         do {
             pod = try PodAttachment.from(result: result, containerInterface: interfaceName, bridge: bridge)
@@ -142,7 +143,7 @@ struct Invocation {
         // bring back the entry of a pod being deleted.
         let address = recordedAddress()
         try? FileManager.default.removeItem(atPath: endpointFile)
-        if let endpoints = bpfEndpoints(), let address {
+        if let endpoints = endpointsForCleanup(), let address {
             do {
                 try endpoints.remove(address: address)
             } catch {
@@ -166,16 +167,37 @@ struct Invocation {
         }
         if case .object(let members)? = try? JSONValue.parse(input), let previous = members["prevResult"] { delegate["prevResult"] = previous }
         _ = try runDelegate(delegate, command: "CHECK")
-        if let endpoints = bpfEndpoints(), let address = recordedAddress() {
+        let env = (try? String(contentsOfFile: config.subnetFile, encoding: .utf8)).flatMap { try? SubnetEnv.parse($0) }
+        if let env, let endpoints = try bpfEndpoints(env), let address = recordedAddress() {
             guard (try? PinnedMaps(directory: endpoints.pinDirectory).endpoints.entries()[address]) != nil else {
                 throw CNIError(CNIError.dataplaneFailed, "pod \(address) is missing from the BPF endpoint map", details: "delete and re-add the pod")
             }
         }
     }
 
-    /// The node's BPF endpoints, when its daemon runs the BPF dataplane (its maps are pinned).
-    func bpfEndpoints() -> BPFEndpoints? {
-        (try? PinnedMaps(directory: config.pinDirectory)) == nil ? nil : BPFEndpoints(pinDirectory: config.pinDirectory)
+    /// The node's BPF endpoints, when its daemon says in subnet.env that it runs the BPF
+    /// dataplane (`WEFT_DATAPLANE`, pins in `WEFT_PIN_DIR`, else the config's `pinDir`); nil on
+    /// the kernel path, which needs nothing of weft-cni. Pins that cannot be opened while the
+    /// daemon says BPF are a retryable error, never a pod left unregistered.
+    func bpfEndpoints(_ env: SubnetEnv) throws(CNIError) -> BPFEndpoints? {
+        guard env.dataplane == .bpf else { return nil }
+        let directory = env.pinDirectory ?? config.pinDirectory
+        do {
+            _ = try PinnedMaps(directory: directory)
+        } catch {
+            throw CNIError(CNIError.tryAgainLater, "\(config.subnetFile) says this node runs the BPF dataplane, but its pins in \(directory) cannot be opened",
+                           details: "\(error); a running Weft daemon puts them back within a second: check `weft status` on the node, and retry")
+        }
+        return BPFEndpoints(pinDirectory: directory)
+    }
+
+    /// The endpoints to remove a pod from on DEL, which must succeed however the node is: the
+    /// ones subnet.env names, else whatever pins the config's `pinDir` holds.
+    func endpointsForCleanup() -> BPFEndpoints? {
+        if let text = try? String(contentsOfFile: config.subnetFile, encoding: .utf8), let env = try? SubnetEnv.parse(text) {
+            return try? bpfEndpoints(env)
+        }
+        return (try? PinnedMaps(directory: config.pinDirectory)) == nil ? nil : BPFEndpoints(pinDirectory: config.pinDirectory)
     }
 
     /// Runs the delegate plugin found in CNI_PATH with our environment; its stdout is the result.

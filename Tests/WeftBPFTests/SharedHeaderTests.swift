@@ -1,6 +1,8 @@
 import CWeftBPF
 import Testing
+import Foundation
 import WeftBPF
+import WeftCore
 
 /// The Swift side takes the counters and the peer modes from `bpf/include/weft_maps.h`;
 /// these fail when the header gains something the Swift side or the name table lacks.
@@ -57,5 +59,29 @@ struct SharedHeaderTests {
         #expect(PeerRoute.Mode.direct.rawValue == UInt8(WEFT_MODE_DIRECT.rawValue))
         // Every Swift mode is one of the header's, and the header has no other.
         #expect(Set(PeerRoute.Mode.allCases.map { UInt32($0.rawValue) }) == [WEFT_MODE_VXLAN.rawValue, WEFT_MODE_DIRECT.rawValue])
+    }
+
+    @Test("Every program object declares exactly the globals Swift sets, each as wide as Swift writes it")
+    func globalLayoutMatchesTheObjects() throws {
+        let files = try TemporaryDirectory()
+        let swift = Dictionary(uniqueKeysWithValues: LoadedProgram.globals.values.map { ($0.name, $0.bytes.count) })
+        #expect(swift.count == 13)
+        for program in ProgramName.allCases {
+            let object = try BPFObject(path: BuiltPrograms.path(program.rawValue), pinDirectory: files.path)
+            let declared = object.globals.filter { $0.key.hasPrefix("weft_") }
+            #expect(declared == swift, "\(program.rawValue).bpf.o: declared \(declared.sorted { $0.key < $1.key }), Swift sets \(swift.sorted { $0.key < $1.key })")
+        }
+    }
+
+    @Test("The programs are the entry files of bpf/, and each object holds its function")
+    func programsAreTheEntryFiles() throws {
+        let source = URL(fileURLWithPath: BuiltPrograms.directory).deletingLastPathComponent().path
+        let entries = try FileManager.default.contentsOfDirectory(atPath: source).filter { $0.hasSuffix(".c") }.map { String($0.dropLast(2)) }
+        #expect(Set(entries) == Set(ProgramName.allCases.map(\.rawValue)), "bpf/*.c against ProgramName")
+        let files = try TemporaryDirectory()
+        for program in ProgramName.allCases {
+            let object = try BPFObject(path: BuiltPrograms.path(program.rawValue), pinDirectory: files.path)
+            #expect(object.hasProgram(program.rawValue), "\(program.rawValue).bpf.o has no function \(program.rawValue)")
+        }
     }
 }

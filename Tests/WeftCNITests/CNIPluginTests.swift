@@ -12,12 +12,16 @@ final class CNINode {
     private(set) var pins: PinDirectory?
     static let plugin = URL(fileURLWithPath: WeftProcess.binary).deletingLastPathComponent().appendingPathComponent("weft-cni").path
 
+    static let flannelLines = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+
+    /// - Parameter bpf: a BPF dataplane set up in the node, and subnet.env saying so, as the daemon writes it.
     init(bpf: Bool = false) throws {
         files = try TemporaryDirectory()
         node = try namespaces.add("node")
-        try files.write("subnet.env", "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
+        try files.write("subnet.env", Self.flannelLines)
         guard bpf else { return }
         pins = try PinDirectory()
+        try files.write("subnet.env", Self.flannelLines + "WEFT_DATAPLANE=bpf\nWEFT_PIN_DIR=\(pins!.path)\n")
         try namespaces.topology.addLoneLink(.init(node, "u1", "198.18.0.1/24"))
         try files.write("net-conf.json", #"{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}"#)
         try namespaces.must(node, [WeftProcess.binary, "dataplane", "up", "--net-config-path", files.file("net-conf.json"),
@@ -92,6 +96,33 @@ struct CNIPluginTests {
         #expect(try node.cni("DEL", pod: pod).succeeded)
         let after = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path])
         #expect(!after.contains(String(podIP)))
+    }
+
+    @Test("The mode is the daemon's word in subnet.env: pins present but WEFT_DATAPLANE=kernel (or a flanneld's file) register nothing; WEFT_DATAPLANE=bpf with the pins gone is a retryable error that allocates nothing")
+    func modeFromSubnetEnv() throws {
+        let node = try CNINode(bpf: true)
+        for (index, text) in [CNINode.flannelLines + "WEFT_DATAPLANE=kernel\n", CNINode.flannelLines].enumerated() {
+            try node.files.write("subnet.env", text)
+            let pod = try node.namespaces.add("pod\(index)")
+            let add = try node.cni("ADD", pod: pod)
+            #expect(add.succeeded, "\(add.stdout)")
+            let endpoints = try node.namespaces.must(node.node, [WeftProcess.binary, "maps", "endpoints", "--pin-dir", node.pins!.path, "--json"])
+            #expect(endpoints.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "the kernel path registers nothing: \(endpoints)")
+            #expect(try node.cni("DEL", pod: pod).succeeded)
+        }
+        try node.files.write("subnet.env", CNINode.flannelLines + "WEFT_DATAPLANE=bpf\nWEFT_PIN_DIR=\(node.files.file("gone"))\n")
+        let pod = try node.namespaces.add("pod2")
+        let add = try node.cni("ADD", pod: pod)
+        #expect(!add.succeeded)
+        let error = try node.json(add.stdout)
+        #expect(error["code"] as? Int == 11, "try again later: \(add.stdout)")
+        #expect((error["msg"] as? String)?.contains("says this node runs the BPF dataplane") == true, "\(add.stdout)")
+        let addresses = (try? FileManager.default.contentsOfDirectory(atPath: node.files.file("ipam/weft-test"))) ?? []
+        #expect(addresses.allSatisfy { !$0.hasPrefix("10.244.") }, "nothing allocated: \(addresses)")
+        #expect(try node.cni("DEL", pod: pod).succeeded, "DEL succeeds however the node is")
+        try node.files.write("subnet.env", CNINode.flannelLines + "WEFT_DATAPLANE=ebpf\n")
+        let bad = try node.json(try node.cni("ADD", pod: pod).stdout)
+        #expect((bad["details"] as? String)?.contains("WEFT_DATAPLANE=ebpf is not bpf or kernel") == true, "\(bad)")
     }
 
     @Test("50 pods added and deleted leave no veth, address, map entry or filter behind")

@@ -43,17 +43,17 @@ struct FlanneldCommandLineTests {
         #expect { try FlanneldCommandLine.normalize(["-v=loud"], booleanFlags: booleans) } throws: { error in
             "\(error)".hasPrefix("-v=loud: -v takes a number")
         }
-        #expect { try FlanneldCommandLine.normalize(["--kube-subnet-mgr"], booleanFlags: booleans) } throws: { error in
-            "\(error)".contains("weft daemon does not implement flanneld's --kube-subnet-mgr") && "\(error)".contains("--etcd-endpoints")
+        #expect { try FlanneldCommandLine.normalize(["--public-ipv6=fd00::1"], booleanFlags: booleans) } throws: { error in
+            "\(error)".contains("weft daemon does not implement flanneld's --public-ipv6") && "\(error)".contains("IPv4 only")
         }
     }
 
     @Test("FLANNELD_ variables for flags Weft lacks are named, with what to do")
     func unsupportedVariables() {
-        let environment = ["FLANNELD_IFACE": "eth0", "FLANNELD_KUBE_SUBNET_MGR": "true", "FLANNELD_MADE_UP": "1", "PATH": "/bin"]
+        let environment = ["FLANNELD_IFACE": "eth0", "FLANNELD_PUBLIC_IPV6": "fd00::1", "FLANNELD_MADE_UP": "1", "PATH": "/bin"]
         let found = FlanneldCommandLine.unsupportedVariables(in: environment, known: ["iface"])
-        #expect(found.map(\.variable) == ["FLANNELD_KUBE_SUBNET_MGR", "FLANNELD_MADE_UP"])
-        #expect(found[0].advice.contains("--etcd-endpoints"))
-        #expect(found[1].advice == "weft daemon has no --made-up; it is ignored")
+        #expect(found.map(\.variable) == ["FLANNELD_MADE_UP", "FLANNELD_PUBLIC_IPV6"])
+        #expect(found[0].advice == "weft daemon has no --made-up; it is ignored")
+        #expect(found[1].advice.contains("IPv4 only"))
     }
 }

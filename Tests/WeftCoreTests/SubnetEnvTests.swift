@@ -25,4 +25,20 @@ import Testing
             try SubnetEnv.parse("what\n")
         }
     }
+
+    @Test("The daemon's WEFT_ lines for weft-cni: rendered after Flannel's, read back, and wrong values named")
+    func weftLines() throws {
+        var bpf = env
+        bpf.dataplane = .bpf
+        bpf.pinDirectory = "/sys/fs/bpf/weft"
+        #expect(bpf.rendered() == env.rendered() + "WEFT_DATAPLANE=bpf\nWEFT_PIN_DIR=/sys/fs/bpf/weft\n")
+        #expect(try SubnetEnv.parse(bpf.rendered()) == bpf)
+        #expect(try SubnetEnv.parse(env.rendered()).dataplane == nil, "a file flanneld wrote names no dataplane")
+        #expect(throws: SubnetEnvError(line: 5, message: "WEFT_DATAPLANE=ebpf is not bpf or kernel; the Weft daemon writes this file, restart it")) {
+            try SubnetEnv.parse(env.rendered() + "WEFT_DATAPLANE=ebpf\n")
+        }
+        #expect(throws: SubnetEnvError(line: 5, message: "WEFT_PIN_DIR=pins is not an absolute path; the Weft daemon writes this file, restart it")) {
+            try SubnetEnv.parse(env.rendered() + "WEFT_PIN_DIR=pins\n")
+        }
+    }
 }

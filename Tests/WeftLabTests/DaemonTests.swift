@@ -284,10 +284,10 @@ struct DaemonErrorTests {
         #expect(noInterface.stderr.contains("eth0 (198.18.0.1)"), "it lists the interfaces there are")
         // flanneld's environment variables work the same, and the command line wins over them.
         // As flanneld, a variable is one value: FLANNELD_IFACE=ens8,ens7 names one interface.
-        let fromEnvironment = try daemon(namespaces, ns, files, [], prefix: ["env", "FLANNELD_IFACE=ens8,ens7", "FLANNELD_KUBE_SUBNET_MGR=true"])
+        let fromEnvironment = try daemon(namespaces, ns, files, [], prefix: ["env", "FLANNELD_IFACE=ens8,ens7", "FLANNELD_PUBLIC_IPV6=fd00::1"])
         #expect(fromEnvironment.stderr.contains("no interface matches --iface ens8,ens7"), "\(fromEnvironment.stderr)")
         // A variable for a flag Weft lacks is named; one it has is not.
-        #expect(fromEnvironment.stderr.contains("variable=FLANNELD_KUBE_SUBNET_MGR"), "\(fromEnvironment.stderr)")
+        #expect(fromEnvironment.stderr.contains("variable=FLANNELD_PUBLIC_IPV6"), "\(fromEnvironment.stderr)")
         #expect(!fromEnvironment.stderr.contains("variable=FLANNELD_IFACE"), "\(fromEnvironment.stderr)")
         let flagWins = try daemon(namespaces, ns, files, ["--iface", "ens6"], prefix: ["env", "FLANNELD_IFACE=ens8"])
         #expect(flagWins.stderr.contains("no interface matches --iface ens6"), "\(flagWins.stderr)")

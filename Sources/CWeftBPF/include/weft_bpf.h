@@ -14,6 +14,9 @@ struct bpf_object *weft_object_open(const char *path, const char *pin_root, int 
 
 /* Sets a `const volatile` global before load. -ENOENT: no such variable; -EINVAL: wrong size. */
 int weft_object_set_global(struct bpf_object *object, const char *name, const void *value, size_t size);
+/* The .rodata section's variables: how many, and each one's name and size in bytes. */
+int weft_object_global_count(struct bpf_object *object);
+const char *weft_object_global(struct bpf_object *object, int index, size_t *size);
 
 /* Attaches a program at the TC ingress (ingress != 0) or egress hook of an interface,
  * creating the clsact qdisc if needed (tolerating one that exists). */

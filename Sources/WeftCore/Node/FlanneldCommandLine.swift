@@ -84,12 +84,7 @@ public enum FlanneldCommandLine {
     /// flanneld's flags that `weft daemon` does not implement, and what to use instead. A
     /// command line or a `FLANNELD_*` variable naming one gets a clear error or warning.
     public static let unsupportedFlags: [String: String] = [
-        "kube-subnet-mgr": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
-        "kube-api-url": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
-        "kubeconfig-file": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
-        "kube-annotation-prefix": "Weft keeps leases in etcd or its embedded store; run it with --etcd-endpoints",
         "subnet-lease-renew-margin-seconds": "use --subnet-lease-renew-margin (minutes)",
-        "set-node-network-unavailable": "Weft does not talk to the Kubernetes API",
         "net-config-path-v6": "Weft runs IPv4 only",
         "public-ipv6": "Weft runs IPv4 only",
         "auto-detect-ipv6": "Weft runs IPv4 only",

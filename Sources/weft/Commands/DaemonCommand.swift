@@ -62,14 +62,25 @@ struct DaemonCommand: AsyncParsableCommand {
     var bpfDir: String?
     @Option(help: "Where the daemon keeps its state for `weft status`. [default: /run/weft/status.json]")
     var statusFile: String?
+    @Flag(help: "Take the lease from the Kubernetes API, as flanneld --kube-subnet-mgr: this node's Node's podCIDR (from kube-controller-manager --allocate-node-cidrs), advertised in flanneld's annotations; the peers from a watch of Nodes. The node is NODE_NAME, or the pod POD_NAME in POD_NAMESPACE runs on.")
+    var kubeSubnetMgr = false
+    @Option(help: "The Kubernetes API server's URL (not needed in a pod).")
+    var kubeApiUrl: String?
+    @Option(help: "A kubeconfig file to reach the API with (default: the pod's service account).")
+    var kubeconfigFile: String?
+    @Option(help: "The prefix of the Node annotations. [default: flannel.alpha.coreos.com]")
+    var kubeAnnotationPrefix: String?
+    @Flag(inversion: .prefixedNo, help: "In kube mode, set the Node's NetworkUnavailable condition to False (reason FlannelIsUp) once ready. [default: on]")
+    var setNodeNetworkUnavailable: Bool?
     @OptionGroup var logging: LoggingOptions
     @Flag(help: "Check the command line and the FLANNELD_* variables, print what they set, and exit without starting.")
     var checkCommandLine = false
 
     /// The boolean flags, which flanneld's command lines may give as `--flag=true`.
-    static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules", "pod-source-check", "underlay-source-check"]
+    static let booleanFlags: Set<String> = ["ip-masq", "ip-masq-fully-random-disable", "iptables-forward-rules", "pod-source-check", "underlay-source-check",
+                                            "kube-subnet-mgr", "set-node-network-unavailable"]
     /// The boolean flags that are on unless turned off.
-    static let flagsOnByDefault: Set<String> = ["iptables-forward-rules", "pod-source-check", "underlay-source-check"]
+    static let flagsOnByDefault: Set<String> = ["iptables-forward-rules", "pod-source-check", "underlay-source-check", "set-node-network-unavailable"]
 
     /// Every flag `weft daemon` takes, read off its own help, so a `FLANNELD_*` variable
     /// for anything else can be named.
@@ -93,14 +104,24 @@ struct DaemonCommand: AsyncParsableCommand {
             logger.warning("ignoring a flanneld variable weft daemon does not implement", metadata: ["variable": "\(variable)", "advice": "\(advice)"])
         }
         let settings = try resolvedSettings(environment: environment)
+        let kubeMode = try boolean(kubeSubnetMgr ? true : nil, "kube-subnet-mgr", environment) ?? false
         if checkCommandLine {
-            if store.store == .etcd && store.connection == nil {
+            if !kubeMode && store.store == .etcd && store.connection == nil {
                 throw CommandFailure("--store etcd needs --etcd-endpoints (or FLANNELD_ETCD_ENDPOINTS)")
             }
-            let storeDescription = store.connection.map { "etcd \($0.endpoints.joined(separator: ","))" } ?? "the embedded store \(store.storeFile)"
+            let storeDescription = kubeMode ? "the Kubernetes API (--kube-subnet-mgr)"
+                : store.connection.map { "etcd \($0.endpoints.joined(separator: ","))" } ?? "the embedded store \(store.storeFile)"
             print("weft daemon: the command line is good: store \(storeDescription), interfaces \(settings.interfaces.names + settings.interfaces.regexes), "
                 + "ip-masq \(settings.ipMasquerade), forward rules \(settings.forwardRules), dataplane \(settings.dataplane.rawValue), "
                 + "subnet file \(settings.subnetFile), pins \(settings.pinDirectory), BPF objects \(settings.programs.directory)")
+            return
+        }
+        let dataplanes = SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory,
+                                          sourceChecks: settings.sourceChecks, cniDataDirectory: settings.cniDataDirectory)
+        if kubeMode {
+            let kube = try await kubeSubnetManager(environment: environment)
+            logger.notice("lease store: the Kubernetes API (--kube-subnet-mgr)", metadata: ["server": "\(kube.client.connection.server)", "node": "\(kube.nodeName)"])
+            try await runDaemon { try await NodeDaemon(settings: settings, kube: kube, host: LinuxHost(), dataplanes: dataplanes, logger: logger).run() }
             return
         }
         let registry = try store.makeRegistry()
@@ -108,18 +129,57 @@ struct DaemonCommand: AsyncParsableCommand {
             logger.notice("lease store: the embedded one, a file shared only by the processes of this machine; for a cluster, point every node at etcd with --etcd-endpoints",
                           metadata: ["store": "\(registry.store.location)"])
         }
+        try await runDaemon { try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(), dataplanes: dataplanes, logger: logger).run() }
+    }
+
+    /// Runs the daemon; the errors a user acts on end it with their message alone.
+    private func runDaemon(_ body: () async throws -> Void) async throws {
         do {
-            try await NodeDaemon(settings: settings, registry: registry, host: LinuxHost(),
-                                 dataplanes: SystemDataplanes(programs: settings.programs, pinDirectory: settings.pinDirectory,
-                                                              sourceChecks: settings.sourceChecks, cniDataDirectory: settings.cniDataDirectory),
-                                 logger: logger).run()
+            try await body()
         } catch let error as OutOfSubnetsError {
             throw CommandFailure("\(error)")
         } catch let error as NetworkConfigLoadError {
             throw CommandFailure(error.description)
         } catch let error as DaemonError {
             throw CommandFailure(error.description)
+        } catch let error as KubeError {
+            throw CommandFailure(error.description)
         }
+    }
+
+    /// `--kube-subnet-mgr`'s connection and node, as flanneld finds them: NODE_NAME, else the
+    /// node that pod POD_NAME in POD_NAMESPACE runs on.
+    private func kubeSubnetManager(environment: [String: String]) async throws -> KubeSubnetManager {
+        func env(_ flag: String) -> String? { NodeEnvironment.flanneld(flag, in: environment) }
+        let keys: KubeAnnotations
+        do {
+            keys = try KubeAnnotations(prefix: kubeAnnotationPrefix ?? env("kube-annotation-prefix") ?? KubeAnnotations.defaultPrefix)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        let connection = try KubeConnection.resolve(apiURL: kubeApiUrl ?? env("kube-api-url"), kubeconfig: kubeconfigFile ?? env("kubeconfig-file"),
+                                                    environment: environment)
+        let client = try KubeClient(connection)
+        let nodeName: String
+        if let name = environment["NODE_NAME"], !name.isEmpty {
+            nodeName = name
+        } else if let pod = environment["POD_NAME"], let namespace = environment["POD_NAMESPACE"], !pod.isEmpty, !namespace.isEmpty {
+            nodeName = try await client.nodeName(ofPod: pod, namespace: namespace)
+        } else {
+            throw CommandFailure("--kube-subnet-mgr needs the node's name: set NODE_NAME (kube-flannel.yml sets it from spec.nodeName), or POD_NAME and POD_NAMESPACE")
+        }
+        let unavailable = try boolean(setNodeNetworkUnavailable, "set-node-network-unavailable", environment) ?? true
+        return KubeSubnetManager(client: client, nodeName: nodeName, annotations: keys, setNodeNetworkUnavailable: unavailable)
+    }
+
+    /// A boolean flag, or its FLANNELD_ variable read with Go's spellings.
+    private func boolean(_ value: Bool?, _ flag: String, _ environment: [String: String]) throws -> Bool? {
+        if let value { return value }
+        guard let text = NodeEnvironment.flanneld(flag, in: environment) else { return nil }
+        guard let enabled = FlanneldCommandLine.parseBool(text) else {
+            throw CommandFailure("\(NodeEnvironment.flanneldVariable(flag))=\(text): expected true or false (or 1, 0, t, f)")
+        }
+        return enabled
     }
 
     /// Flags first, then `FLANNELD_*`, then the defaults.
