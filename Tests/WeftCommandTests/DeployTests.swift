@@ -32,9 +32,14 @@ struct DeployTests {
     }
 
     @Test("Each manifest is accepted by the real kube-apiserver: every object in a server-side dry run, with strict field validation",
-          .enabled(if: KubeControlPlane.isAvailable, "\(KubeControlPlane.unavailable)"), arguments: manifests.map(\.0))
-    func manifestPassesAServerSideDryRun(_ manifest: String) throws {
+          .enabled(if: KubeControlPlane.isAvailable, "\(KubeControlPlane.unavailable)"))
+    func manifestsPassAServerSideDryRun() throws {
+        // One API server for both: it is the heaviest thing a test starts.
         let plane = try KubeControlPlane(allocateNodeCIDRs: false)
+        for (manifest, _) in Self.manifests { try dryRun(manifest, on: plane) }
+    }
+
+    func dryRun(_ manifest: String, on plane: KubeControlPlane) throws {
         let documents = try Self.file(manifest).components(separatedBy: "\n---\n").dropFirst()
         let collections = ["Namespace": "/api/v1/namespaces", "ServiceAccount": "/api/v1/namespaces/kube-weft/serviceaccounts",
                            "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
@@ -47,7 +52,8 @@ struct DeployTests {
             // The namespace for real, so the namespaced objects have one; everything else dry.
             let query = kind == "Namespace" ? "?fieldValidation=Strict" : "?dryRun=All&fieldValidation=Strict"
             let response = try plane.admin(["POST", collection + query], body: document, contentType: "application/yaml")
-            #expect(response.status == 201, "\(kind): HTTP \(response.status) \(response.body.prefix(600))")
+            let accepted = response.status == 201 || (kind == "Namespace" && response.status == 409)
+            #expect(accepted, "\(manifest) \(kind): HTTP \(response.status) \(response.body.prefix(600))")
             kinds.append(String(kind))
         }
         #expect(Set(kinds).isSuperset(of: ["Namespace", "ServiceAccount", "ConfigMap", "DaemonSet"]), "\(kinds)")

@@ -209,12 +209,13 @@ struct ComposedDaemonTests {
             let manager = try NotifySocket(in: files)
             let node = try ComposedDaemon(serviceManager: ServiceManager(environment: ["NOTIFY_SOCKET": manager.path]))
             try await node.start()
-            let started = manager.messages(until: "READY=1", seconds: 5)
+            // Bounds for a hang: READY=1 follows readiness within the status writer's 200 ms settle.
+            let started = manager.messages(until: "READY=1", seconds: 30)
             let ready = try #require(started.first { $0.contains("READY=1") }, "\(started)")
             #expect(ready.contains("STATUS=ready: subnet \(node.ownSubnet), 0 peers, bpf dataplane"), "\(ready)")
             #expect(started.filter { $0.contains("READY=1") }.count == 1)
             _ = try await node.stop()
-            let stopped = manager.messages(until: "STOPPING=1", seconds: 5)
+            let stopped = manager.messages(until: "STOPPING=1", seconds: 30)
             #expect(stopped.contains { $0.hasPrefix("STOPPING=1\n") }, "\(stopped)")
         }
     }

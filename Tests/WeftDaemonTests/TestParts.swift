@@ -224,8 +224,9 @@ func onOwnThreads(_ body: () async throws -> Void) async throws {
     try await withTaskExecutorPreference(daemonThreads) { try await body() }
 }
 
-/// Polls `condition` every 20 ms for up to `seconds`.
-func eventually(seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+/// Polls `condition` every 20 ms for up to `seconds`: a bound for a daemon that stopped
+/// following, with room for a test run whose other suites load both cores.
+func eventually(seconds: Double = 30, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

@@ -36,12 +36,16 @@ final class FlannelNode {
     private let flanneld: String
     /// flanneld's command line, which a takeover gives `weft daemon` unchanged.
     let flags: [String]
+    /// `NODE_NAME` in kube mode.
+    private let environment: [String]
 
     var subnetFile: String { files.file("subnet.env") }
     var log: String { (try? String(contentsOfFile: files.file("flanneld.log"), encoding: .utf8)) ?? "" }
 
-    /// - Parameter flags: more of flanneld's flags, such as `--ip-masq`.
-    init(beside lab: LabFixture, address: String = "198.18.0.50", flags: [String] = []) throws {
+    /// - Parameters:
+    ///   - flags: more of flanneld's flags, such as `--ip-masq`.
+    ///   - kubeNode: run flanneld in kube mode (`--kube-subnet-mgr`) as this Node, against a lab up with `--store kube`.
+    init(beside lab: LabFixture, address: String = "198.18.0.50", flags: [String] = [], kubeNode: String? = nil) throws {
         files = try TemporaryDirectory()
         let flannel = try StockFlannel(into: files)
         self.address = address
@@ -50,8 +54,11 @@ final class FlannelNode {
         let underlay = "weft-\(lab.name)-underlay"
         try namespaces.topology.plug(.init(node, "eth0", "\(address)/24"), into: underlay, as: "\(namespaces.tag)f")
         flanneld = flannel.flanneld
-        self.flags = ["--etcd-endpoints=http://198.18.0.254:2379", "--iface=eth0", "--subnet-file=\(files.file("subnet.env"))"] + flags
-        daemon = try Self.startFlanneld(flanneld, in: node, flags: self.flags, log: files.file("flanneld.log"))
+        let store = kubeNode.map { _ in ["--kube-subnet-mgr", "--kubeconfig-file=\(lab.directory)/kube/flannel.kubeconfig",
+                                        "--net-config-path=\(lab.directory)/net-conf.json"] } ?? ["--etcd-endpoints=http://198.18.0.254:2379"]
+        self.flags = store + ["--iface=eth0", "--subnet-file=\(files.file("subnet.env"))"] + flags
+        environment = kubeNode.map { ["env", "NODE_NAME=\($0)"] } ?? []
+        daemon = try Self.startFlanneld(flanneld, in: node, flags: self.flags, environment: environment, log: files.file("flanneld.log"))
         guard try waitUntil(seconds: 30, { FileManager.default.fileExists(atPath: self.files.file("subnet.env")) }) else {
             daemon.kill()
             throw Command.Failure(arguments: ["flanneld"], result: Command.Result(status: -1, stdout: "", stderr: String(self.log.suffix(3000))))
@@ -68,8 +75,8 @@ final class FlannelNode {
         podIP = String(cidr.prefix { $0 != "/" })
     }
 
-    private static func startFlanneld(_ flanneld: String, in node: String, flags: [String], log: String) throws -> ChildProcess {
-        try ChildProcess(["ip", "netns", "exec", node, flanneld] + flags, output: .file(log), error: .file(log))
+    private static func startFlanneld(_ flanneld: String, in node: String, flags: [String], environment: [String], log: String) throws -> ChildProcess {
+        try ChildProcess(["ip", "netns", "exec", node] + environment + [flanneld] + flags, output: .file(log), error: .file(log))
     }
 
     /// Ends flanneld at once (it often panics on SIGTERM anyway), leaving what it programmed.
@@ -80,7 +87,7 @@ final class FlannelNode {
     /// Starts flanneld again with the same command line.
     func restartFlanneld() throws {
         daemon.kill()
-        daemon = try Self.startFlanneld(flanneld, in: node, flags: flags, log: files.file("flanneld.log"))
+        daemon = try Self.startFlanneld(flanneld, in: node, flags: flags, environment: environment, log: files.file("flanneld.log"))
     }
 
     /// `FLANNEL_SUBNET` of subnet.env as the subnet (10.244.7.0/24).

@@ -18,8 +18,9 @@ final class ManualClock: @unchecked Sendable {
     }
 }
 
-/// Collects `count` items from a stream, failing if they do not arrive within `seconds`.
-func collect<T: Sendable>(_ count: Int, from stream: AsyncThrowingStream<T, any Error>, within seconds: Double = 10) async throws -> [T] {
+/// Collects `count` items from a stream, failing if they do not arrive within `seconds`: a bound
+/// for a stream that stopped, with room for a test run whose other suites load both cores.
+func collect<T: Sendable>(_ count: Int, from stream: AsyncThrowingStream<T, any Error>, within seconds: Double = 60) async throws -> [T] {
     try await withThrowingTaskGroup(of: [T].self) { group in
         group.addTask {
             var items: [T] = []

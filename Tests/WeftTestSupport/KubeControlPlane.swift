@@ -20,6 +20,10 @@ public final class KubeControlPlane {
         ["apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]],
     ]
 
+    /// One control plane at a time in a test run: each is the heaviest thing a test starts
+    /// (an API server takes a core for seconds and 280 MB), and suites run side by side.
+    public static let oneAtATime = DispatchSemaphore(value: 1)
+
     public let directory: TemporaryDirectory
     public let etcd: EtcdCluster
     public let url: String
@@ -37,6 +41,9 @@ public final class KubeControlPlane {
     ///   - address: where the API server listens (127.0.0.1, or an address on a test underlay it can bind).
     ///   - allocateNodeCIDRs: run the controller manager, which gives each Node a podCIDR; without it Nodes get none.
     public init(address: String = "127.0.0.1", clusterCIDR: String = "10.244.0.0/16", nodeCIDRMaskSize: Int = 24, allocateNodeCIDRs: Bool = true) throws {
+        Self.oneAtATime.wait()
+        var started = false
+        defer { if !started { Self.oneAtATime.signal() } }
         directory = try TemporaryDirectory()
         etcd = try EtcdCluster()
         let port = try EtcdCluster.freePort()
@@ -52,6 +59,8 @@ public final class KubeControlPlane {
             "--service-account-key-file=\(directory.file("sa.pub"))", "--service-account-signing-key-file=\(directory.file("sa.key"))",
             "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--allow-privileged=true",
         ]
+        // Fully initialised from here: a throw runs deinit, which gives the turn back.
+        started = true
         try makeCertificates(serverAddresses: ["127.0.0.1", address])
         try startAPIServer()
         guard allocateNodeCIDRs else { return }
@@ -68,6 +77,7 @@ public final class KubeControlPlane {
     deinit {
         controllerManager?.kill()
         apiServer?.kill()
+        Self.oneAtATime.signal()
     }
 
     /// Starts the API server and waits until `/readyz` answers `ok`.

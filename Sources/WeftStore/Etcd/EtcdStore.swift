@@ -112,95 +112,116 @@ public final class EtcdStore: KeyValueStore {
         return EtcdMessages.bool(response["succeeded"]) ? EtcdMessages.revision(response) : nil
     }
 
+    /// Follows the prefix from `revision`, one stream after another while each goes quiet for
+    /// `watchIdleTimeout`; anything else ends the watch. Read in the consumer's own task (and
+    /// its children), so a watch needs no thread of the concurrency pool to start or go on.
     public func watch(prefix: String, fromRevision revision: Int64) -> AsyncThrowingStream<WatchResponse, any Error> {
         let client = self.client
         let idleTimeout = watchIdleTimeout
-        return AsyncThrowingStream { [self] continuation in
-            let task = Task {
-                var next = revision
-                do {
-                    // One stream after another while each goes quiet; anything else ends the watch.
-                    while !Task.isCancelled {
-                        guard let resume = try await Self.follow(client, prefix: prefix, from: next, idleTimeout: idleTimeout,
-                                                                 continuation: continuation) else { return }
-                        next = resume
-                        reopened.add(1, ordering: .relaxed)
-                    }
-                } catch let error as EtcdRequestError {
-                    continuation.finish(throwing: error)
-                } catch let error as StoreError {
-                    continuation.finish(throwing: error)
-                } catch is CancellationError {
-                    continuation.finish()
-                } catch {
-                    // The connection broke: the caller resumes from its last revision, on another member.
-                    continuation.finish(throwing: StoreError.unavailable(location: client.location, reason: "watch: \(error)"))
-                }
+        let cursor = WatchCursor(next: revision)
+        return AsyncThrowingStream(unfolding: { [self] in
+            do {
+                return try await Self.next(client, prefix: prefix, cursor, idleTimeout: idleTimeout) { reopened.add(1, ordering: .relaxed) }
+            } catch let error as EtcdRequestError {
+                throw error
+            } catch let error as StoreError {
+                throw error
+            } catch is CancellationError {
+                return nil
+            } catch {
+                // The connection broke: the caller resumes from its last revision, on another member.
+                throw StoreError.unavailable(location: client.location, reason: "watch: \(error)")
             }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        })
     }
 
-    /// Reads one watch stream from `from`, yielding what it says. Returns the revision to
-    /// open the next stream at when this one said nothing for `idleTimeout`; nil when the
-    /// watch is over (compacted: the caller lists again). A stream the server ends is an
-    /// outage the caller resumes from.
-    private static func follow(_ client: EtcdClient, prefix: String, from: Int64, idleTimeout: Duration,
-                               continuation: AsyncThrowingStream<WatchResponse, any Error>.Continuation) async throws -> Int64? {
-        let progress = WatchProgress(from: from)
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                let response = try await client.stream("/v3/watch", EtcdMessages.watchRequest(prefix: prefix, fromRevision: from))
-                var pending: [UInt8] = []
-                for try await chunk in response.body {
-                    progress.state.withLock { $0.heard = ContinuousClock.now }
-                    pending += chunk.readableBytesView
-                    // The gateway writes one JSON message per line.
-                    while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
-                        let line = Data(pending[..<newline])
-                        pending.removeSubrange(...newline)
-                        guard !line.isEmpty else { continue }
-                        let message = try EtcdMessages.object(line)
-                        // The member ended the stream and said why ("etcdserver: no leader", say).
-                        if case .object(let error)? = message["error"] {
-                            let reason: String = if case .string(let text)? = error["message"] { text } else { "an error" }
-                            throw StoreError.unavailable(location: client.location, reason: "the watch stream ended: \(reason)")
-                        }
-                        guard let reply = EtcdMessages.watchResponse(message) else { continue }
-                        continuation.yield(reply)
-                        switch reply {
-                        case .compacted:
-                            continuation.finish()
-                            progress.state.withLock { $0.over = true }
-                            return true
-                        case .events(let events, _):
-                            if let last = events.last { progress.state.withLock { $0.next = last.revision + 1 } }
-                        }
-                    }
+    /// The next reply of the watch: from the open stream, or a new one from `cursor.next` when
+    /// there is none or it went quiet. Nil once compacted (the caller lists again). A stream
+    /// the server ends is an outage the caller resumes from.
+    private static func next(_ client: EtcdClient, prefix: String, _ cursor: WatchCursor, idleTimeout: Duration,
+                             reopened: () -> Void) async throws -> WatchResponse? {
+        while !cursor.over {
+            if cursor.body == nil {
+                let response = try await client.stream("/v3/watch", EtcdMessages.watchRequest(prefix: prefix, fromRevision: cursor.next))
+                cursor.body = BodyReader(response.body.makeAsyncIterator())
+                cursor.pending = []
+                cursor.heard = .now
+            }
+            // The gateway writes one JSON message per line.
+            if let newline = cursor.pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Data(cursor.pending[..<newline])
+                cursor.pending.removeSubrange(...newline)
+                guard !line.isEmpty else { continue }
+                let message = try EtcdMessages.object(line)
+                // The member ended the stream and said why ("etcdserver: no leader", say).
+                if case .object(let error)? = message["error"] {
+                    let reason: String = if case .string(let text)? = error["message"] { text } else { "an error" }
+                    throw StoreError.unavailable(location: client.location, reason: "the watch stream ended: \(reason)")
                 }
+                guard let reply = EtcdMessages.watchResponse(message) else { continue }
+                switch reply {
+                case .compacted: cursor.over = true
+                case .events(let events, _): if let last = events.last { cursor.next = last.revision + 1 }
+                }
+                return reply
+            }
+            guard let reader = cursor.body else { continue }
+            let deadline = cursor.heard + idleTimeout
+            let read = try await withThrowingTaskGroup(of: ChunkOrQuiet.self) { group in
+                group.addTask { .chunk(try await reader.next()) }
+                group.addTask {
+                    try await Task.sleep(until: deadline)
+                    return .quiet
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
+            }
+            switch read {
+            case .chunk(nil):
                 // The server ended the stream (a member went away): let the caller resume.
                 throw StoreError.unavailable(location: client.location, reason: "the watch stream ended")
+            case .chunk(let bytes?):
+                cursor.pending += bytes
+                cursor.heard = .now
+            case .quiet:
+                cursor.body = nil
+                reopened()
             }
-            group.addTask {
-                while true {
-                    try await Task.sleep(for: .seconds(1))
-                    if ContinuousClock.now - progress.state.withLock({ $0.heard }) > idleTimeout { return false }
-                }
-            }
-            _ = try await group.next()
-            group.cancelAll()
-            let state = progress.state.withLock { $0 }
-            return state.over ? nil : state.next
         }
+        return nil
     }
 }
 
-/// Where one watch stream stands: the next revision, when it last said anything, whether
-/// it is over.
-private final class WatchProgress: Sendable {
-    let state: Mutex<(next: Int64, heard: ContinuousClock.Instant, over: Bool)>
+/// Where a watch stands; used by its one consumer only, one call at a time.
+private final class WatchCursor: @unchecked Sendable {
+    var next: Int64
+    var body: BodyReader?
+    var pending: [UInt8] = []
+    var heard = ContinuousClock.now
+    var over = false
 
-    init(from: Int64) {
-        state = Mutex((from, ContinuousClock.now, false))
+    init(next: Int64) {
+        self.next = next
     }
 }
+
+/// A response body read by one task at a time: the watch's read races its idle timer.
+private final class BodyReader: @unchecked Sendable {
+    private var iterator: HTTPClientResponse.Body.AsyncIterator
+
+    init(_ iterator: HTTPClientResponse.Body.AsyncIterator) {
+        self.iterator = iterator
+    }
+
+    /// The next chunk's bytes; nil at the end of the body.
+    func next() async throws -> [UInt8]? {
+        try await iterator.next().map { Array($0.readableBytesView) }
+    }
+}
+
+private enum ChunkOrQuiet: Sendable {
+    case chunk([UInt8]?)
+    case quiet
+}
+

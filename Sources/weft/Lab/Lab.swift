@@ -27,8 +27,9 @@ struct Lab {
 
     // MARK: up
 
+    /// - Parameter kubeDirectory: where `--store kube` finds kube-apiserver and kube-controller-manager.
     func up(nodes count: Int, podsPerNode: Int, backend: String, dataplane: String, store: String, mtu: Int? = nil,
-            ipMasq: Bool = false, nftables: Bool = false, progress: (String) -> Void) throws -> LabState {
+            ipMasq: Bool = false, nftables: Bool = false, kubeDirectory: String? = nil, progress: (String) -> Void) throws -> LabState {
         if try LabState.load(directory) != nil || !existingNamespaces().isEmpty {
             throw CommandFailure("a lab named \(name) is already running (\(directory)); use it, or take it down first with `weft lab down\(name == "lab" ? "" : " --name \(name)")`")
         }
@@ -45,11 +46,19 @@ struct Lab {
         try topology.addSwitch("underlay")
         let configFile = "\(directory)/net-conf.json"
         try Self.networkConfig(backend: backend, mtu: mtu, nftables: nftables).write(toFile: configFile, atomically: true, encoding: .utf8)
-        if store == "etcd" {
+        let kube = LabKube(lab: self)
+        let kubeBinaries = store == "kube" ? try LabKube.binaryDirectory(kubeDirectory, weft: weft) : nil
+        if store == "etcd" || store == "kube" {
             try startEtcd(&state)
             progress("etcd: \(state.etcdEndpoint!) in \(state.underlayNamespace), pid \(state.etcdPID!)")
         }
-        try Command.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", configFile] + state.storeArguments)
+        if let kubeBinaries {
+            try kube.start(&state, binaries: kubeBinaries, progress: progress)
+            state.kubeconfig = kube.kubeconfig
+            try state.save()
+        } else {
+            try Command.must(["ip", "netns", "exec", state.underlayNamespace, weft, "config", "put", configFile] + state.storeArguments)
+        }
 
         for index in 1...count {
             let mode = dataplane == "mixed" ? (index % 2 == 1 ? "bpf" : "kernel") : dataplane
@@ -60,6 +69,10 @@ struct Lab {
             try FileManager.default.createDirectory(atPath: node.directory, withIntermediateDirectories: true)
             try topology.addNode(node.name)
             try topology.plug(.init(node.namespace, "eth0", "\(node.underlayIP)/24"), into: state.underlayNamespace, as: node.name)
+            if state.kubeconfig != nil {
+                try kube.registerNode(node, in: state)
+                progress("node \(node.name): registered with the API server, as a kubelet registers its Node")
+            }
             node.daemonPID = try startDaemon(node, in: state)
             state.nodes[index - 1] = node
             try state.save()
@@ -111,7 +124,9 @@ struct Lab {
     func startDaemon(_ node: LabState.Node, in state: LabState) throws -> Int32 {
         if node.dataplane == "bpf" { try BPFFilesystem.ensureMounted(at: node.pinDirectory) }
         _ = FileManager.default.createFile(atPath: node.logFile, contents: nil)
-        let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace, weft, "daemon"] + state.storeArguments + (state.daemonFlags ?? []) + ["--iface", "eth0",
+        // In kube mode the daemon finds its Node by NODE_NAME, as kube-flannel.yml sets it.
+        let environment = state.kubeconfig == nil ? [] : ["env", "NODE_NAME=\(node.name)"]
+        let daemon = try ChildProcess(["ip", "netns", "exec", node.namespace] + environment + [weft, "daemon"] + state.storeArguments + (state.daemonFlags ?? []) + ["--iface", "eth0",
                                        "--subnet-file", node.subnetFile, "--pin-dir", node.pinDirectory, "--status-file", node.statusFile,
                                        "--dataplane", node.dataplane, "--healthz-ip", "127.0.0.1", "--healthz-port", "9100",
                                        "--cni-data-dir", "\(node.directory)/cni"],
@@ -227,7 +242,9 @@ struct Lab {
     /// put back (an operator restoring a cluster would); the leases are the daemons' to
     /// re-create.
     func wipeStore(_ state: inout LabState) throws {
-        guard state.etcdEndpoint != nil else { throw CommandFailure("lab \(name) runs on the embedded store; wipe-store needs `weft lab up --store etcd`") }
+        guard state.etcdEndpoint != nil, state.kubeconfig == nil else {
+            throw CommandFailure("lab \(name) runs on the \(state.kubeconfig != nil ? "Kubernetes API, whose etcd is the API server's, not the leases'" : "embedded store"); wipe-store needs `weft lab up --store etcd`")
+        }
         stopEtcd(state)
         try FileManager.default.removeItem(atPath: "\(directory)/etcd")
         try startEtcd(&state)
@@ -254,6 +271,7 @@ struct Lab {
             if Self.isWeftDaemon(pid) { kill(pid, SIGKILL) }
             progress("stopped the daemon of \(node.name) (pid \(pid))")
         }
+        LabKube(lab: self).stop(state, progress: progress)
         if let pid = state?.etcdPID, !Self.commandLine(pid).isEmpty {
             stopEtcd(state)
             progress("stopped the lab's etcd (pid \(pid))")

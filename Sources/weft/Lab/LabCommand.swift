@@ -31,7 +31,8 @@ struct LabCommand: ParsableCommand {
         @Option(help: "How many pods on each node.") var podsPerNode: Int = 1
         @Option(help: "vxlan or host-gw.") var backend: String = "vxlan"
         @Option(help: "bpf, kernel, or mixed (odd nodes BPF, even nodes kernel).") var dataplane: String = "bpf"
-        @Option(help: "The lease store: embedded (a SQLite file shared by the nodes) or etcd (a local etcd the lab starts).") var store: String = "embedded"
+        @Option(help: "The lease store: embedded (a SQLite file shared by the nodes), etcd (a local etcd the lab starts), or kube (the real kube-apiserver and kube-controller-manager the lab starts: every daemon runs --kube-subnet-mgr).") var store: String = "embedded"
+        @Option(help: "With --store kube: the directory holding kube-apiserver and kube-controller-manager (plain or .gz). [default: $WEFT_KUBE_DIR, else ../shared/kube beside the checkout]") var kubeDir: String?
         @Option(help: "Backend.MTU for a vxlan lab: the underlay MTU to assume (pods get 50 less).") var mtu: Int?
         @Flag(help: "Run the daemons with --ip-masq: pods reach hosts outside the cluster network under their node's address.") var ipMasq = false
         @Flag(help: "Set EnableNFTables: the masquerade and forward rules go into nftables instead of iptables.") var nftables = false
@@ -41,7 +42,7 @@ struct LabCommand: ParsableCommand {
             guard (0...50).contains(podsPerNode) else { throw ValidationError("--pods-per-node \(podsPerNode): must be 0 to 50") }
             guard ["vxlan", "host-gw"].contains(backend) else { throw ValidationError("--backend \(backend): must be vxlan or host-gw") }
             guard ["bpf", "kernel", "mixed"].contains(dataplane) else { throw ValidationError("--dataplane \(dataplane): must be bpf, kernel or mixed") }
-            guard ["embedded", "etcd"].contains(store) else { throw ValidationError("--store \(store): must be embedded or etcd") }
+            guard ["embedded", "etcd", "kube"].contains(store) else { throw ValidationError("--store \(store): must be embedded, etcd or kube") }
             if let mtu, backend != "vxlan" || !(118...65535).contains(mtu) {
                 throw ValidationError("--mtu \(mtu): a vxlan lab's Backend.MTU, from 118 to 65535")
             }
@@ -52,7 +53,7 @@ struct LabCommand: ParsableCommand {
             let lab = name.lab
             do {
                 let state = try lab.up(nodes: nodes, podsPerNode: podsPerNode, backend: backend, dataplane: dataplane, store: store, mtu: mtu,
-                                     ipMasq: ipMasq, nftables: nftables) { print("==> \($0)") }
+                                     ipMasq: ipMasq, nftables: nftables, kubeDirectory: kubeDir) { print("==> \($0)") }
                 print("lab \(state.name) is up: \(state.nodes.count) nodes, \(state.nodes.flatMap(\.pods).count) pods. "
                     + "Try `weft lab status`, `weft lab check`, `weft lab exec n1 -- weft maps peers`; remove it with `weft lab down`.")
             } catch let error as CommandFailure where error.message.contains("already running") {
@@ -87,7 +88,7 @@ struct LabCommand: ParsableCommand {
             }
             if json {
                 var document: [String: Any] = ["name": state.name, "backend": state.backend, "nodes": rows,
-                                               "store": state.etcdEndpoint.map { "etcd \($0)" } ?? "embedded \(state.storeFile)"]
+                                               "store": state.storeDescription]
                 if let pid = state.etcdPID { document["etcdPID"] = Int(pid) }
                 let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
@@ -143,7 +144,7 @@ struct LabCommand: ParsableCommand {
             environment[NodeEnvironment.pinDirectoryVariable] = node.pinDirectory
             environment[NodeEnvironment.statusFileVariable] = node.statusFile
             environment[NodeEnvironment.storeFileVariable] = state.storeFile
-            if let endpoint = state.etcdEndpoint { environment["FLANNELD_ETCD_ENDPOINTS"] = endpoint }
+            if let endpoint = state.etcdEndpoint, state.kubeconfig == nil { environment["FLANNELD_ETCD_ENDPOINTS"] = endpoint }
             // This process becomes the command (`ip netns exec` execs too), so its exit status
             // and the signals sent to this PID are the command's own.
             try ChildProcess.exec(["ip", "netns", "exec", namespace] + arguments, environment: environment)

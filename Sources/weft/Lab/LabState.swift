@@ -31,10 +31,21 @@ struct LabState: Codable {
     /// The lab's own etcd (in the underlay namespace), when it runs on etcd.
     var etcdEndpoint: String?
     var etcdPID: Int32?
+    /// `--store kube`: the kubeconfig every node's daemon uses, and the control plane's processes.
+    var kubeconfig: String?
+    var kubeAPIServerPID: Int32?
+    var kubeControllerManagerPID: Int32?
 
     /// How a daemon or a `weft leases` in a node reaches the store.
     var storeArguments: [String] {
-        etcdEndpoint.map { ["--etcd-endpoints", $0] } ?? ["--store-file", storeFile]
+        if let kubeconfig { return ["--kube-subnet-mgr", "--kubeconfig-file", kubeconfig, "--net-config-path", "\(directory)/net-conf.json"] }
+        return etcdEndpoint.map { ["--etcd-endpoints", $0] } ?? ["--store-file", storeFile]
+    }
+
+    /// What `weft lab status` says of the store.
+    var storeDescription: String {
+        if kubeconfig != nil { return "kube \(LabKube.server) (etcd \(etcdEndpoint ?? "?"))" }
+        return etcdEndpoint.map { "etcd \($0)" } ?? "embedded \(storeFile)"
     }
     var underlayNamespace: String
     var nodes: [Node]
