@@ -13,6 +13,8 @@ public struct KubeSubnetManager: Sendable {
     public let annotations: KubeAnnotations
     /// `--set-node-network-unavailable`: set the Node's `NetworkUnavailable` condition false once ready.
     public let setNodeNetworkUnavailable: Bool
+    /// How long the server keeps one watch of Nodes open before the daemon opens the next.
+    public var watchSeconds = 300
 
     public init(client: KubeClient, nodeName: String, annotations: KubeAnnotations, setNodeNetworkUnavailable: Bool = true) {
         self.client = client
@@ -169,7 +171,7 @@ struct KubeLeaseService: Service {
         var retry = StoreRetry()
         while true {
             do {
-                for try await event in kube.client.watchNodes(from: version) {
+                for try await event in kube.client.watchNodes(from: version, timeoutSeconds: kube.watchSeconds) {
                     retry.succeeded()
                     version = try await handle(event, held: &held) ?? version
                 }

@@ -43,8 +43,9 @@ public final class BPFDataplane: Dataplane {
 
     /// The node's desired state for `plan`, from the host as it is now.
     func desiredState(_ plan: PeerPlan, underlay: NetworkLink, pods: [IPv4Address: Int32] = [:]) throws -> NodeDesiredState {
-        let facts = NodeHostFacts(underlayMTU: underlay.mtu, underlayNetworks: try netlink.addresses(index: underlay.index).map(\.network),
-                                  pods: pods, decapsulationClearsTunnelGSO: decapsulationClearsTunnelGSO)
+        var facts = NodeHostFacts(underlayMTU: underlay.mtu, underlayNetworks: try netlink.addresses(index: underlay.index).map(\.network))
+        facts.pods = pods
+        facts.decapsulationClearsTunnelGSO = decapsulationClearsTunnelGSO
         return NodeDesiredState(node: settings, mode: .bpf, sourceChecks: sourceChecks, plan: plan, facts: facts)
     }
 

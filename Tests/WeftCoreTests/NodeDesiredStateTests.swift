@@ -1,5 +1,7 @@
 import Testing
-import WeftCore
+// @testable: the specs' memberwise initialisers are the module's own.
+@testable import WeftCore
+
 
 /// Everything a node holds, worked out without root: for each backend on each dataplane, the
 /// device, the attachments, the programs' settings, the entries, the routes and the rules.
@@ -8,8 +10,12 @@ struct NodeDesiredStateTests {
     let network = IPv4Prefix("10.244.0.0/16")!
     let ownSubnet = IPv4Prefix("10.244.1.0/24")!
     let vtepMAC = MACAddress("0a:58:00:00:00:01")!
-    let facts = NodeHostFacts(underlayMTU: 1500, underlayNetworks: [IPv4Prefix("198.18.0.0/24")!],
-                              pods: [IPv4Address("10.244.1.3")!: 13, IPv4Address("10.244.1.2")!: 12], decapsulationClearsTunnelGSO: true)
+    let facts = {
+        var facts = NodeHostFacts(underlayMTU: 1500, underlayNetworks: [IPv4Prefix("198.18.0.0/24")!])
+        facts.pods = [IPv4Address("10.244.1.3")!: 13, IPv4Address("10.244.1.2")!: 12]
+        facts.decapsulationClearsTunnelGSO = true
+        return facts
+    }()
     /// A peer on the underlay's link, and one behind a router.
     let onLinkPeer = IPv4Address("198.18.0.2")!
     let routedPeer = IPv4Address("203.0.113.3")!

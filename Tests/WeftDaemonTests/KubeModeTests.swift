@@ -14,7 +14,8 @@ final class KubeComposedDaemon: @unchecked Sendable {
     let daemon: NodeDaemon
     private var task: Task<Void, any Error>?
 
-    init(_ plane: KubeControlPlane, node: String, kubeconfig: String? = nil, backend: String = #"{"Type":"vxlan"}"#) throws {
+    /// - Parameter watchSeconds: how long each watch of Nodes stays open.
+    init(_ plane: KubeControlPlane, node: String, kubeconfig: String? = nil, backend: String = #"{"Type":"vxlan"}"#, watchSeconds: Int = 300) throws {
         files = try TemporaryDirectory()
         var settings = DaemonSettings()
         settings.netConfigPath = try files.write("net-conf.json", #"{"Network":"10.244.0.0/16","Backend":\#(backend)}"#)
@@ -24,7 +25,8 @@ final class KubeComposedDaemon: @unchecked Sendable {
         settings.pinDirectory = files.file("pins")
         settings.repairInterval = .seconds(1)
         let client = try KubeClient(KubeConnection.fromKubeconfig(kubeconfig ?? plane.flannelKubeconfig))
-        let kube = KubeSubnetManager(client: client, nodeName: node, annotations: try KubeAnnotations())
+        var kube = KubeSubnetManager(client: client, nodeName: node, annotations: try KubeAnnotations())
+        kube.watchSeconds = watchSeconds
         daemon = NodeDaemon(settings: settings, kube: kube, host: TestHost(), dataplanes: dataplanes, logger: log.logger(),
                             serviceManager: ServiceManager(environment: [:]))
     }
@@ -183,6 +185,34 @@ struct KubeModeTests {
             try plane.annotate("n3", flannelAnnotations(publicIP: "198.18.0.3", mac: "0a:58:00:00:00:03"))
             #expect(try await eventually(seconds: 60) { node.programmed[third] != nil }, "\(node.log.messages.suffix(8))")
             #expect(node.programmed.count == 2)
+        }
+    }
+
+    @Test("A watch resuming from a compacted revision is told 410 Gone: the node lists the Nodes again and replaces its peers, losing and keeping nothing it should not")
+    func goneListsAgain() async throws {
+        try await onOwnThreads {
+            let plane = try KubeControlPlane(watchCache: false)
+            try plane.grantFlannelRole()
+            for (name, address) in [("n1", "198.18.0.1"), ("n2", "198.18.0.2")] { try plane.registerNode(name, address: address) }
+            let second = IPv4Prefix(try #require(try plane.podCIDR(of: "n2")))!
+            try plane.annotate("n2", flannelAnnotations(publicIP: "198.18.0.2", mac: "0a:58:00:00:00:02"))
+            let node = try KubeComposedDaemon(plane, node: "n1", watchSeconds: 2)
+            node.start()
+            defer { Task { try? await node.stop() } }
+            #expect(try await eventually { node.daemon.state.current.ready && node.programmed[second] != nil })
+            // The API server goes away; while it is, the store moves on and is compacted past the
+            // daemon's last version, so the watch it opens on the server's return is told 410 Gone.
+            plane.killAPIServer()
+            try plane.advanceStore()
+            try plane.compactStore()
+            try plane.startAPIServer()
+            // What it must not miss, whenever its next watch opens: n2 gone, n3 new.
+            try plane.admin(["DELETE", "/api/v1/nodes/n2"])
+            try plane.registerNode("n3", address: "198.18.0.3")
+            let third = IPv4Prefix(try #require(try plane.podCIDR(of: "n3")))!
+            try plane.annotate("n3", flannelAnnotations(publicIP: "198.18.0.3", mac: "0a:58:00:00:00:03"))
+            #expect(try await eventually { Set(node.programmed.keys) == [third] }, "\(node.programmed)")
+            #expect(node.log.messages.contains { $0.contains("410 Gone") }, "the watch was told its revision is gone: \(node.log.messages.suffix(6))")
         }
     }
 }

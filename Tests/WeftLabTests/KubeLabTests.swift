@@ -97,4 +97,38 @@ struct KubeLabTests {
             #expect(back.succeeded, "flanneld's pod to \(node): \(back.stdout)")
         }
     }
+
+    @Test("Taking over a kube-mode flanneld node in place: weft daemon with flanneld's command line keeps the Node's podCIDR and the VTEP MAC in its backend-data, and the pods keep talking")
+    func takesOverAKubeModeFlanneld() throws {
+        try #require(StockFlannel.isAvailable, "needs ../shared/flannel")
+        KubeControlPlane.oneAtATime.wait()
+        defer { KubeControlPlane.oneAtATime.signal() }
+        let lab = try LabFixture(nodes: 1, dataplane: "bpf", store: "kube")
+        _ = try kube(lab, "POST", "/api/v1/nodes", body: #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"flannel","annotations":{"volumes.kubernetes.io/controller-managed-attach-detach":"true"}}}"#)
+        #expect(try waitUntil(seconds: 20) { ((try self.object(lab, node: "flannel")["spec"] as? [String: Any])?["podCIDR"] as? String) != nil })
+        let flannel = try FlannelNode(beside: lab, kubeNode: "flannel")
+        let subnet = try #require(flannel.subnet)
+        func backendData() throws -> String {
+            ((try object(lab, node: "flannel")["metadata"] as? [String: Any])?["annotations"] as? [String: String])?["flannel.alpha.coreos.com/backend-data"] ?? "none"
+        }
+        let flannelData = try backendData()
+        #expect(flannelData.contains("VtepMAC"), "\(flannelData)")
+
+        flannel.stopFlanneld()
+        let state = try TemporaryDirectory()
+        let log = state.file("daemon.log")
+        _ = try flannel.namespaces.start(flannel.node, ["env", "NODE_NAME=flannel", WeftProcess.binary, "daemon"] + flannel.flags
+            + ["--pin-dir", state.file("bpf"), "--status-file", state.file("status.json"), "--dataplane", "bpf"], output: .file(log))
+        let ready = try waitUntil(seconds: 30) {
+            (try? String(contentsOfFile: state.file("status.json"), encoding: .utf8))?.contains(#""ready":true"#) == true
+        }
+        #expect(ready, "\((try? String(contentsOfFile: log, encoding: .utf8))?.suffix(2000) ?? "")")
+        #expect(flannel.subnet == subnet, "the Node's podCIDR, as flanneld had it")
+        #expect(try backendData() == flannelData, "the same VNI and VTEP MAC, so no peer sees a change")
+        #expect(try Command.must(["ip", "-n", flannel.node, "link", "show"]).contains("weft.1"), "the BPF dataplane took flannel.1's place")
+        let there = try lab.weft(["lab", "exec", "n1-p1", "--", "ping", "-c", "3", "-W", "2", flannel.podIP])
+        #expect(there.succeeded, "\(there.stdout)")
+        let back = try flannel.namespaces.exec(flannel.pod, ["ping", "-c", "3", "-W", "2", try lab.podIP("n1")])
+        #expect(back.succeeded, "\(back.stdout)")
+    }
 }

@@ -40,7 +40,9 @@ public final class KubeControlPlane {
     /// - Parameters:
     ///   - address: where the API server listens (127.0.0.1, or an address on a test underlay it can bind).
     ///   - allocateNodeCIDRs: run the controller manager, which gives each Node a podCIDR; without it Nodes get none.
-    public init(address: String = "127.0.0.1", clusterCIDR: String = "10.244.0.0/16", nodeCIDRMaskSize: Int = 24, allocateNodeCIDRs: Bool = true) throws {
+    ///   - watchCache: off, a watch reads etcd itself, so one from a compacted revision is refused at once (410 Gone).
+    public init(address: String = "127.0.0.1", clusterCIDR: String = "10.244.0.0/16", nodeCIDRMaskSize: Int = 24, allocateNodeCIDRs: Bool = true,
+                watchCache: Bool = true) throws {
         Self.oneAtATime.wait()
         var started = false
         defer { if !started { Self.oneAtATime.signal() } }
@@ -58,7 +60,7 @@ public final class KubeControlPlane {
             "--client-ca-file=\(directory.file("ca.crt"))", "--service-account-issuer=https://kubernetes.default.svc",
             "--service-account-key-file=\(directory.file("sa.pub"))", "--service-account-signing-key-file=\(directory.file("sa.key"))",
             "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC", "--allow-privileged=true",
-        ]
+        ] + (watchCache ? [] : ["--watch-cache=false"])
         // Fully initialised from here: a throw runs deinit, which gives the turn back.
         started = true
         try makeCertificates(serverAddresses: ["127.0.0.1", address])
@@ -89,6 +91,27 @@ public final class KubeControlPlane {
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw Command.Failure(arguments: ["kube-apiserver"], result: Command.Result(status: -1, stdout: "", stderr: String(text.suffix(3000))))
         }
+    }
+
+    /// Writes keys of the test's own straight into the API server's etcd, so its revision moves
+    /// on with nothing the API server serves changed.
+    public func advanceStore(by count: Int = 5) throws {
+        for index in 0..<count {
+            let key = Data("/weft-test/\(index)".utf8).base64EncodedString()
+            try Command.must(["curl", "-sS", "-X", "POST", "\(etcd.endpoints[0])/v3/kv/put", "-d", #"{"key":"\#(key)","value":"eA=="}"#])
+        }
+    }
+
+    /// Compacts the API server's etcd at its current revision, as its own compactor does every few
+    /// minutes: a watch resuming from before now is told 410 Gone. Returns the revision.
+    @discardableResult
+    public func compactStore() throws -> Int64 {
+        let status = try Command.must(["curl", "-sS", "-X", "POST", "\(etcd.endpoints[0])/v3/kv/range", "-d", #"{"key":"AA=="}"#])
+        guard let range = status.range(of: #""revision":""#), let revision = Int64(status[range.upperBound...].prefix { $0.isNumber }) else {
+            throw Command.Failure(arguments: ["etcd range"], result: Command.Result(status: -1, stdout: status, stderr: ""))
+        }
+        try Command.must(["curl", "-sS", "-X", "POST", "\(etcd.endpoints[0])/v3/kv/compaction", "-d", #"{"revision":"\#(revision)","physical":true}"#])
+        return revision
     }
 
     /// Kills the API server at once, as a crash or a restart does; `startAPIServer` brings it back.

@@ -150,16 +150,6 @@ public struct VXLANDeviceSpec: Sendable, Equatable {
     public var address: IPv4Address
     /// Routes through the device with no gateway (the BPF dataplane's cluster network route).
     public var routes: [IPv4Prefix]
-
-    public init(name: String, kind: Kind, mtu: UInt32, mac: MACAddress, arp: Bool?, address: IPv4Address, routes: [IPv4Prefix]) {
-        self.name = name
-        self.kind = kind
-        self.mtu = mtu
-        self.mac = mac
-        self.arp = arp
-        self.address = address
-        self.routes = routes
-    }
 }
 
 /// A kernel route to a peer subnet.
@@ -168,13 +158,6 @@ public struct PeerRouteSpec: Sendable, Equatable {
     public var gateway: IPv4Address
     public var interface: NodeInterface
     public var onlink: Bool
-
-    public init(destination: IPv4Prefix, gateway: IPv4Address, interface: NodeInterface, onlink: Bool) {
-        self.destination = destination
-        self.gateway = gateway
-        self.interface = interface
-        self.onlink = onlink
-    }
 }
 
 /// A program on an interface's clsact hook.
@@ -184,12 +167,6 @@ public struct ProgramAttachment: Hashable, Sendable, CustomStringConvertible {
     public var interface: NodeInterface
     public var hook: Hook
     public var program: ProgramName
-
-    public init(interface: NodeInterface, hook: Hook, program: ProgramName) {
-        self.interface = interface
-        self.hook = hook
-        self.program = program
-    }
 
     public var description: String { "\(program.rawValue) at the \(hook) of the \(interface)" }
 }
@@ -217,19 +194,6 @@ public struct ProgramSettings: Sendable, Equatable {
     /// from_underlay decapsulates GRO aggregates and TCP too, where the kernel resets their
     /// tunnel GSO state (a kernel feature, decided here and not in an adapter).
     public var decapsulateAggregates: Bool
-
-    public init(vni: UInt32, vtepMAC: MACAddress, vxlanPort: UInt16, tunnelMTU: UInt32, checkPodSource: Bool, checkUnderlaySource: Bool,
-                clusterNetwork: IPv4Prefix, localIP: IPv4Address, decapsulateAggregates: Bool) {
-        self.vni = vni
-        self.vtepMAC = vtepMAC
-        self.vxlanPort = vxlanPort
-        self.tunnelMTU = tunnelMTU
-        self.checkPodSource = checkPodSource
-        self.checkUnderlaySource = checkUnderlaySource
-        self.clusterNetwork = clusterNetwork
-        self.localIP = localIP
-        self.decapsulateAggregates = decapsulateAggregates
-    }
 }
 
 /// What the desired state needs to know of the host, read by the adapters.
@@ -238,16 +202,13 @@ public struct NodeHostFacts: Sendable, Equatable {
     /// The underlay's connected networks: its link, where direct peers must be.
     public var underlayNetworks: [IPv4Prefix]
     /// The registered pods whose host-side veth exists, by address: their interface index.
-    public var pods: [IPv4Address: Int32]
+    public var pods: [IPv4Address: Int32] = [:]
     /// Whether `bpf_skb_adjust_room` decapsulation resets tunnel GSO state on this kernel.
-    public var decapsulationClearsTunnelGSO: Bool
+    public var decapsulationClearsTunnelGSO = false
 
-    public init(underlayMTU: UInt32, underlayNetworks: [IPv4Prefix], pods: [IPv4Address: Int32] = [:],
-                decapsulationClearsTunnelGSO: Bool = false) {
+    public init(underlayMTU: UInt32, underlayNetworks: [IPv4Prefix]) {
         self.underlayMTU = underlayMTU
         self.underlayNetworks = underlayNetworks
-        self.pods = pods
-        self.decapsulationClearsTunnelGSO = decapsulationClearsTunnelGSO
     }
 }
 

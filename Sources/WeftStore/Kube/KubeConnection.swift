@@ -16,17 +16,6 @@ public struct KubeConnection: Sendable, Equatable {
     /// Where it came from, for errors.
     public var source: String
 
-    public init(server: String, caPEM: String? = nil, clientCertificatePEM: String? = nil, clientKeyPEM: String? = nil,
-                token: String? = nil, tokenFile: String? = nil, source: String) {
-        self.server = server
-        self.caPEM = caPEM
-        self.clientCertificatePEM = clientCertificatePEM
-        self.clientKeyPEM = clientKeyPEM
-        self.token = token
-        self.tokenFile = tokenFile
-        self.source = source
-    }
-
     public static let serviceAccountDirectory = "/var/run/secrets/kubernetes.io/serviceaccount"
 
     /// flanneld's order: a kubeconfig when given (its server replaced by `apiURL` when that is
